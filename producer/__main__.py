@@ -1,0 +1,5 @@
+"""Entry point for ``python -m producer``."""
+
+from producer.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,387 @@
+"""Command-line flags and their environment-variable equivalents.
+
+Containers are configured by environment, people by flags; both land in one
+:class:`ProducerConfig`. Kafka connection settings use the names the Spark job reads
+too (``KAFKA_BOOTSTRAP_SERVERS``, ``LOGINS_TOPIC``, ``KAFKA_SECURITY_PROTOCOL`` ...), so
+one environment configures the whole pipeline; producer-only settings are
+``PRODUCER_<FLAG>``. A flag beats its variable, which beats the default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from producer.events import DEFAULT_ATTACK_PROBABILITY, DEFAULT_FAILURE_RATE, DEFAULT_USERS
+
+# Defaults shared with the Spark job and .env (a test keeps them equal).
+DEFAULT_BOOTSTRAP_SERVERS = "localhost:9092"
+DEFAULT_TOPIC = "logins"
+DEFAULT_BACKFILL_COUNT = 10_000
+DEFAULT_RATE = 50.0
+
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+CLIENTS = ("kafka-python", "confluent")
+COMPRESSIONS = ("lz4", "gzip", "zstd", "none")
+PROGRESS_MODES = ("auto", "bar", "log", "none")
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
+
+
+class ConfigError(ValueError):
+    """A setting is invalid; the message says which one and what is accepted."""
+
+
+@dataclass(frozen=True)
+class KafkaConnection:
+    """How to reach and authenticate to Kafka. The password never appears in ``repr``."""
+
+    bootstrap_servers: str = DEFAULT_BOOTSTRAP_SERVERS
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: str | None = field(default=None, repr=False)
+    ssl_cafile: str | None = None
+    connect_timeout_s: float = 30.0
+
+    def kafka_python_options(self) -> dict[str, Any]:
+        """Keyword arguments for kafka-python clients."""
+        options: dict[str, Any] = {
+            "bootstrap_servers": self.bootstrap_servers.split(","),
+            "security_protocol": self.security_protocol,
+            "bootstrap_timeout_ms": int(self.connect_timeout_s * 1000),
+        }
+        if self.security_protocol.startswith("SASL"):
+            options.update(
+                sasl_mechanism=self.sasl_mechanism,
+                sasl_plain_username=self.sasl_username,
+                sasl_plain_password=self.sasl_password,
+            )
+        if self.ssl_cafile:
+            options["ssl_cafile"] = self.ssl_cafile
+        return options
+
+
+@dataclass(frozen=True)
+class ProducerConfig:
+    """Everything one producer run needs; built by :func:`parse_config`."""
+
+    kafka: KafkaConnection
+    topic: str = DEFAULT_TOPIC
+    partitions: int = 3
+    start_ms: int | None = None  # set: backfill mode
+    end_ms: int | None = None
+    count: int | None = None
+    rate: float = DEFAULT_RATE
+    duration_s: float | None = None
+    follow: bool = False
+    seed: int = 0
+    users: int = DEFAULT_USERS
+    failure_rate: float = DEFAULT_FAILURE_RATE
+    attack_probability: float = DEFAULT_ATTACK_PROBABILITY
+    client: str = "kafka-python"
+    linger_ms: int = 20
+    batch_size: int = 256 * 1024
+    compression: str = "lz4"
+    progress: str = "auto"
+    summary_json: Path | None = None
+
+    @property
+    def backfill(self) -> bool:
+        return self.start_ms is not None
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in ``"90"``, ``"90s"``, ``"5m"``, ``"2h"``, ``"1d"`` or ``"250ms"``."""
+    match = _DURATION.match(text)
+    if not match:
+        raise ValueError(f"{text!r} is not a duration such as 30s, 5m or 2h")
+    return float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+
+
+def parse_moment(text: str, *, end_of_day: bool = False) -> datetime:
+    """A UTC datetime from ``YYYY-MM-DD`` or an ISO-8601 date-time.
+
+    A bare date as ``--end`` means the end of that day, so ``--start 2024-01-01 --end
+    2024-12-31`` covers the whole year.
+    """
+    try:
+        if len(text) == 10:
+            day = date.fromisoformat(text)
+            moment = datetime.combine(day, time.min, tzinfo=timezone.utc)
+            return moment + timedelta(days=1) if end_of_day else moment
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"{text!r} is not a date (YYYY-MM-DD) or ISO-8601 date-time") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def months_before(moment: datetime, months: int) -> datetime:
+    """The same day and time ``months`` calendar months earlier (clamped to month end)."""
+    year, month = divmod(moment.year * 12 + moment.month - 1 - months, 12)
+    month += 1
+    days_in_month = (date(year + month // 12, month % 12 + 1, 1) - date(year, month, 1)).days
+    return moment.replace(year=year, month=month, day=min(moment.day, days_in_month))
+
+
+def _positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
+    def convert(text: str) -> Any:
+        value = kind(text)
+        if value <= 0:
+            raise ValueError(f"{text!r} must be greater than 0")
+        return value
+
+    convert.__name__ = f"positive {kind.__name__}"
+    return convert
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{text!r} must be between 0 and 1")
+    return value
+
+
+def _choice(options: Sequence[str]) -> Callable[[str], str]:
+    def convert(text: str) -> str:
+        if text not in options:
+            raise ValueError(f"{text!r} is not one of {', '.join(options)}")
+        return text
+
+    return convert
+
+
+def _explained(convert: Callable[[str], Any]) -> Callable[[str], Any]:
+    """Let argparse print our ValueError text instead of a generic 'invalid value'."""
+
+    def wrapper(text: str) -> Any:
+        try:
+            return convert(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return wrapper
+
+
+def _flag(text: str) -> bool:
+    if text.lower() in ("1", "true", "yes", "on"):
+        return True
+    if text.lower() in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"{text!r} is not a boolean (true/false)")
+
+
+@dataclass(frozen=True)
+class Option:
+    """One flag, its environment variable and its default."""
+
+    flag: str
+    env: str
+    convert: Callable[[str], Any]
+    default: Any
+    help: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+OPTION_GROUPS: dict[str, tuple[Option, ...]] = {
+    "Kafka": (
+        Option("--bootstrap-servers", "KAFKA_BOOTSTRAP_SERVERS", str, DEFAULT_BOOTSTRAP_SERVERS,
+               "comma-separated host:port list (default: %(default)s)"),
+        Option("--topic", "LOGINS_TOPIC", str, DEFAULT_TOPIC,
+               "topic to publish to; created if missing (default: %(default)s)"),
+        Option("--partitions", "PRODUCER_PARTITIONS", _positive(int), 3,
+               "partitions when the topic is created (default: %(default)s)"),
+        Option("--connect-timeout", "PRODUCER_CONNECT_TIMEOUT", parse_duration, 30.0,
+               "how long to keep retrying an unreachable broker, e.g. 30s (default: 30s)"),
+        Option("--security-protocol", "KAFKA_SECURITY_PROTOCOL", _choice(SECURITY_PROTOCOLS),
+               "PLAINTEXT", "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL (default: %(default)s)"),
+        Option("--sasl-mechanism", "KAFKA_SASL_MECHANISM", _choice(SASL_MECHANISMS), None,
+               "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"),
+        Option("--sasl-username", "KAFKA_SASL_USERNAME", str, None, "SASL user name"),
+        Option("--sasl-password-file", "KAFKA_SASL_PASSWORD_FILE", str, None,
+               "file holding the SASL password (or set KAFKA_SASL_PASSWORD); never a flag, "
+               "so it stays out of process listings"),
+        Option("--ssl-cafile", "KAFKA_SSL_CAFILE", str, None, "CA certificate (PEM) for TLS"),
+    ),
+    "what to generate": (
+        Option("--start", "PRODUCER_START", parse_moment, None,
+               "backfill from this date or ISO date-time (UTC)"),
+        Option("--end", "PRODUCER_END", lambda text: parse_moment(text, end_of_day=True), None,
+               "backfill up to this date (inclusive) or date-time (default: now)"),
+        Option("--months", "PRODUCER_MONTHS", _positive(int), None,
+               "backfill the last N calendar months up to now (instead of --start)"),
+        Option("--count", "PRODUCER_COUNT", _positive(int), None,
+               f"number of events (backfill default: {DEFAULT_BACKFILL_COUNT:,}; "
+               "live default: unlimited)"),
+        Option("--rate", "PRODUCER_RATE", _positive(float), DEFAULT_RATE,
+               "live mode events per second (default: %(default)s)"),
+        Option("--duration", "PRODUCER_DURATION", parse_duration, None,
+               "stop live mode after this long, e.g. 10m"),
+        Option("--follow", "PRODUCER_FOLLOW", _flag, False,
+               "after the backfill, continue in live mode at --rate",
+               {"nargs": "?", "const": True}),
+        Option("--seed", "PRODUCER_SEED", int, 0,
+               "random seed; the same seed gives the same events (default: %(default)s)"),
+        Option("--users", "PRODUCER_USERS", _positive(int), DEFAULT_USERS,
+               "size of the simulated user population (default: %(default)s)"),
+        Option("--failure-rate", "PRODUCER_FAILURE_RATE", _fraction, DEFAULT_FAILURE_RATE,
+               "share of ordinary logins that fail (default: %(default)s)"),
+        Option("--attack-probability", "PRODUCER_ATTACK_PROBABILITY", _fraction,
+               DEFAULT_ATTACK_PROBABILITY,
+               "chance per event that a credential-stuffing burst starts (default: %(default)s)"),
+    ),
+    "delivery": (
+        Option("--client", "PRODUCER_CLIENT", _choice(CLIENTS), "kafka-python",
+               "Kafka client library; confluent needs the [confluent] extra "
+               "(default: %(default)s)"),
+        Option("--linger-ms", "PRODUCER_LINGER_MS", int, 20,
+               "batching delay in ms (default: %(default)s)"),
+        Option("--batch-size", "PRODUCER_BATCH_SIZE", _positive(int), 256 * 1024,
+               "maximum batch size in bytes (default: %(default)s)"),
+        Option("--compression", "PRODUCER_COMPRESSION", _choice(COMPRESSIONS), "lz4",
+               "record batch compression (default: %(default)s)"),
+        Option("--progress", "PRODUCER_PROGRESS", _choice(PROGRESS_MODES), "auto",
+               "progress bar on a terminal, log lines otherwise (default: %(default)s)"),
+        Option("--summary-json", "PRODUCER_SUMMARY_JSON", Path, None,
+               "also write the final delivery summary as JSON to this file"),
+    ),
+}  # fmt: skip
+
+
+METAVARS = {
+    "--bootstrap-servers": "HOST:PORT", "--topic": "NAME", "--partitions": "N",
+    "--connect-timeout": "DURATION", "--security-protocol": "PROTOCOL",
+    "--sasl-mechanism": "MECHANISM", "--sasl-username": "USER", "--sasl-password-file": "FILE",
+    "--ssl-cafile": "FILE", "--start": "DATE", "--end": "DATE", "--months": "N", "--count": "N",
+    "--rate": "EVENTS_PER_S", "--duration": "DURATION", "--follow": "BOOL", "--seed": "N",
+    "--users": "N", "--failure-rate": "FRACTION", "--attack-probability": "FRACTION",
+    "--client": "LIBRARY", "--linger-ms": "MS", "--batch-size": "BYTES",
+    "--compression": "CODEC", "--progress": "MODE", "--summary-json": "FILE",
+}  # fmt: skip
+
+
+def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
+    """The argparse parser, with defaults taken from ``env`` where set."""
+    parser = argparse.ArgumentParser(
+        prog="python -m producer",
+        description=(
+            "Generate realistic login events with Faker and publish them to Kafka as JSON "
+            "(key: user_id). Backfill mode (--start or --months) spreads event times over a "
+            "past range; otherwise live mode stamps events with the current time at --rate."
+        ),
+        epilog=(
+            "Every flag has an environment variable, shown in [brackets]; a flag beats its "
+            "variable. KAFKA_SASL_PASSWORD holds the SASL password."
+        ),
+    )
+    for title, options in OPTION_GROUPS.items():
+        group = parser.add_argument_group(title)
+        for option in options:
+            default = option.default
+            raw = env.get(option.env)
+            if raw is not None and raw != "":
+                try:
+                    default = option.convert(raw)
+                except ValueError as exc:
+                    raise ConfigError(f"environment variable {option.env}: {exc}") from None
+            group.add_argument(
+                option.flag,
+                type=_explained(option.convert),
+                default=default,
+                help=f"{option.help} [{option.env}]",
+                metavar=METAVARS.get(option.flag),
+                **option.extra,
+            )
+    return parser
+
+
+def read_password(env: Mapping[str, str], password_file: str | None) -> str | None:
+    """The SASL password from ``KAFKA_SASL_PASSWORD`` or a file, never from a flag."""
+    if password_file:
+        try:
+            return Path(password_file).read_text().strip()
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot read the SASL password file {password_file}: {exc}"
+            ) from None
+    return env.get("KAFKA_SASL_PASSWORD") or None
+
+
+def parse_config(
+    argv: Sequence[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    now: datetime | None = None,
+) -> ProducerConfig:
+    """Flags + environment -> :class:`ProducerConfig`; usage errors exit with status 2."""
+    env = os.environ if env is None else env
+    now = now or datetime.now(timezone.utc)
+    try:
+        parser = build_parser(env)
+    except ConfigError as exc:
+        # An invalid environment variable is a usage error like an invalid flag.
+        argparse.ArgumentParser(prog="python -m producer").error(str(exc))
+    args = parser.parse_args(argv)
+
+    if args.start is not None and args.months is not None:
+        parser.error("use either --start or --months, not both")
+    start = args.start
+    if args.months is not None:
+        start = months_before(now, args.months)
+    end = args.end if args.end is not None else now
+    if start is None and args.end is not None:
+        parser.error("--end needs --start or --months (backfill mode)")
+    if start is not None and end <= start:
+        parser.error(f"--end ({end.isoformat()}) must be after --start ({start.isoformat()})")
+    if start is None and args.follow:
+        parser.error("--follow continues a backfill; give --start or --months")
+
+    count = args.count
+    if start is not None and count is None:
+        count = DEFAULT_BACKFILL_COUNT
+    sasl = args.security_protocol.startswith("SASL")
+    if sasl and not (args.sasl_mechanism and args.sasl_username):
+        parser.error(f"{args.security_protocol} needs --sasl-mechanism and --sasl-username")
+    try:
+        password = read_password(env, args.sasl_password_file)
+    except ConfigError as exc:
+        parser.error(str(exc))
+    if sasl and not password:
+        parser.error("SASL needs a password: set KAFKA_SASL_PASSWORD or --sasl-password-file")
+
+    return ProducerConfig(
+        kafka=KafkaConnection(
+            bootstrap_servers=args.bootstrap_servers,
+            security_protocol=args.security_protocol,
+            sasl_mechanism=args.sasl_mechanism,
+            sasl_username=args.sasl_username,
+            sasl_password=password,
+            ssl_cafile=args.ssl_cafile,
+            connect_timeout_s=args.connect_timeout,
+        ),
+        topic=args.topic,
+        partitions=args.partitions,
+        start_ms=None if start is None else int(start.timestamp() * 1000),
+        end_ms=None if start is None else int(end.timestamp() * 1000),
+        count=count,
+        rate=args.rate,
+        duration_s=args.duration,
+        follow=args.follow,
+        seed=args.seed,
+        users=args.users,
+        failure_rate=args.failure_rate,
+        attack_probability=args.attack_probability,
+        client=args.client,
+        linger_ms=args.linger_ms,
+        batch_size=args.batch_size,
+        compression=args.compression,
+        progress=args.progress,
+        summary_json=args.summary_json,
+    )

@@ -1,0 +1,34 @@
+"""Running ``consumer/submit.sh`` from Python (demo, tests, benchmarks), the way users run it."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from services.jars import IVY_HOME
+from services.settings import PROJECT_ROOT
+
+SUBMIT_SCRIPT = PROJECT_ROOT / "consumer" / "submit.sh"
+
+
+def submit_command(*job_args: str) -> list[str]:
+    """``consumer/submit.sh JOB_ARGS...``; see :func:`submit_env` for its environment."""
+    return [str(SUBMIT_SCRIPT), *job_args]
+
+
+def submit_env(master: str | None = None, **extra: str) -> dict[str, str]:
+    """The environment for submit.sh: this venv's Spark, the project's Ivy cache.
+
+    The venv's ``bin`` goes first on PATH so ``python3`` finds this pyspark; the Ivy
+    cache is shared with :mod:`services.jars`, so the Kafka client jars download once.
+    """
+    env = dict(os.environ)
+    venv_bin = str(Path(sys.executable).parent)
+    env["PATH"] = venv_bin + os.pathsep + env.get("PATH", "")
+    env.setdefault("PYSPARK_PYTHON", sys.executable)
+    env.setdefault("SPARK_IVY_DIR", str(IVY_HOME))
+    if master:
+        env["SPARK_MASTER"] = master
+    env.update(extra)
+    return env

@@ -1,0 +1,60 @@
+"""Shared fixtures: a real local Kafka broker per test session, and helpers to run the job.
+
+Integration tests use the same :class:`services.kafka.LocalKafka` as ``make local-up``,
+on free ports and in a temporary folder, so they never touch a broker the user runs.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from services.kafka import LocalKafka
+from tests.helpers import free_port
+
+
+@pytest.fixture(scope="session")
+def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka]:
+    """One real broker for the whole session (start-up costs seconds, topics are cheap)."""
+    broker = LocalKafka(
+        home=tmp_path_factory.mktemp("kafka"),
+        port=free_port(),
+        controller_port=free_port(),
+    )
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture
+def topic(kafka_broker: LocalKafka) -> str:
+    """A fresh, empty topic with 3 partitions for one test."""
+    from kafka import KafkaAdminClient
+
+    name = f"test-{uuid.uuid4().hex[:10]}"
+    admin = KafkaAdminClient(bootstrap_servers=kafka_broker.bootstrap_servers)
+    try:
+        admin.create_topics({name: {"num_partitions": 3}}, wait_for_metadata=True)
+    finally:
+        admin.close()
+    return name
+
+
+@pytest.fixture(scope="session")
+def spark() -> Iterator[object]:
+    """A local batch SparkSession for testing the job's pure DataFrame functions."""
+    from pyspark.sql import SparkSession
+
+    session = (
+        SparkSession.builder.master("local[1]")
+        .appName("unit-tests")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.shuffle.partitions", "1")
+        .config("spark.ui.enabled", "false")
+        .getOrCreate()
+    )
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()

@@ -1,0 +1,142 @@
+"""Helpers for tests: running the job as users do, and computing expected counts independently."""
+
+from __future__ import annotations
+
+import csv
+import socket
+import subprocess
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from services.kafka import LocalKafka
+from services.spark_submit import submit_command, submit_env
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def expected_monthly(events: Iterable[dict], zone: str = "UTC") -> dict[str, tuple[int, int, int]]:
+    """``month -> (logins, successful, failed)`` computed with the standard library only.
+
+    Independent of the job's code: Python's datetime and zoneinfo, not Spark.
+    """
+    logins: Counter[str] = Counter()
+    successful: Counter[str] = Counter()
+    for event in events:
+        moment = datetime.fromisoformat(event["timestamp"].replace("Z", "+00:00"))
+        month = moment.astimezone(ZoneInfo(zone)).strftime("%Y-%m")
+        logins[month] += 1
+        successful[month] += bool(event["success"])
+    return {m: (logins[m], successful[m], logins[m] - successful[m]) for m in sorted(logins)}
+
+
+@dataclass
+class JobRun:
+    result: subprocess.CompletedProcess[str]
+    output_dir: Path
+
+    @property
+    def monthly(self) -> dict[str, tuple[int, int, int]]:
+        """``month -> (logins, successful, failed)`` from the job's CSV."""
+        with (self.output_dir / "monthly_logins.csv").open(newline="") as handle:
+            reader = csv.DictReader(handle)
+            assert reader.fieldnames == ["month", "logins", "successful", "failed"]
+            return {
+                row["month"]: (int(row["logins"]), int(row["successful"]), int(row["failed"]))
+                for row in reader
+            }
+
+    @property
+    def rejected(self) -> dict[str, int]:
+        with (self.output_dir / "rejected_reasons.csv").open(newline="") as handle:
+            return {row["reason"]: int(row["records"]) for row in csv.DictReader(handle)}
+
+
+def run_job(
+    broker: LocalKafka,
+    topic: str,
+    work_dir: Path,
+    *extra: str,
+    master: str | None = None,
+    timeout: float = 300,
+    check: bool = True,
+    env: dict[str, str] | None = None,
+) -> JobRun:
+    """Run ``consumer/submit.sh`` exactly as a user would, draining ``topic`` once."""
+    output_dir = work_dir / "output"
+    command = submit_command(
+        "--bootstrap-servers",
+        broker.bootstrap_servers,
+        "--topic",
+        topic,
+        "--trigger",
+        "available-now",
+        "--checkpoint-dir",
+        str(work_dir / "checkpoint"),
+        "--output-dir",
+        str(output_dir),
+        *extra,
+    )
+    result = subprocess.run(
+        command,
+        env=submit_env(master, **(env or {})),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if check and result.returncode != 0:
+        pytest.fail(
+            f"job exited {result.returncode}\nstdout:\n{result.stdout[-5000:]}\n"
+            f"stderr:\n{result.stderr[-5000:]}"
+        )
+    return JobRun(result, output_dir)
+
+
+def read_topic(bootstrap_servers: str, topic: str, expected: int, timeout_s: float = 60) -> list:
+    """Every record on ``topic`` (raw kafka-python consumer), polling until ``expected`` arrive."""
+    import time
+
+    from kafka import KafkaConsumer
+
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap_servers,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
+        consumer_timeout_ms=1000,
+    )
+    records: list = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while len(records) < expected and time.monotonic() < deadline:
+            for batch in consumer.poll(timeout_ms=500).values():
+                records.extend(batch)
+    finally:
+        consumer.close()
+    return records
+
+
+def produce_raw(bootstrap_servers: str, topic: str, values: Iterable[bytes | None]) -> int:
+    """Publish ``values`` with a plain kafka-python producer (not the project's) and wait."""
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(
+        bootstrap_servers=bootstrap_servers, acks="all", max_request_size=2 * 1024 * 1024
+    )
+    futures = [producer.send(topic, value=v) for v in values]
+    producer.flush()
+    for future in futures:
+        future.get(timeout=30)
+    producer.close()
+    return len(futures)

@@ -1,0 +1,138 @@
+"""Producer -> real Kafka -> real Spark (via consumer/submit.sh), checked against an
+independent count of what is on the topic."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from producer.events import LoginEventGenerator
+from producer.rhythm import to_epoch_ms
+from tests.helpers import expected_monthly, produce_raw, read_topic, run_job
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+# Instants on both sides of month boundaries, a leap day and New Year.
+BOUNDARY_TIMESTAMPS = [
+    "2023-12-31T23:59:59.999Z",
+    "2024-01-01T00:00:00.000Z",
+    "2024-01-31T23:59:59.999Z",
+    "2024-02-01T00:00:00.000Z",
+    "2024-02-29T00:00:00.000Z",
+    "2024-02-29T23:59:59.999Z",
+    "2024-03-01T00:00:00.000Z",
+    "2024-03-31T23:59:59.999Z",
+    "2024-04-01T00:00:00.001Z",
+]
+BACKFILL = ["--start", "2023-11-15", "--end", "2024-04-15", "--count", "4000", "--seed", "7"]
+
+
+def boundary_events() -> list[bytes]:
+    return [
+        json.dumps(
+            {
+                "event_id": f"boundary-{i}",
+                "user_id": f"user{i}",
+                "timestamp": ts,
+                "browser_info": "Firefox",
+                "success": i % 3 != 0,
+                "schema_version": 1,
+            }
+        ).encode()
+        for i, ts in enumerate(BOUNDARY_TIMESTAMPS)
+    ]
+
+
+def run_producer(bootstrap: str, topic: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "LOGINS_TOPIC": topic}
+    return subprocess.run(
+        [sys.executable, "-m", "producer", "--progress", "none", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def filled_topic(kafka_broker, tmp_path_factory) -> tuple[str, list[dict]]:
+    """A topic with boundary events and a seeded backfill, and the events really on it."""
+    from kafka import KafkaAdminClient
+
+    name = "pipeline-" + tmp_path_factory.mktemp("t").name.replace("_", "-")
+    admin = KafkaAdminClient(bootstrap_servers=kafka_broker.bootstrap_servers)
+    admin.create_topics({name: {"num_partitions": 3}}, wait_for_metadata=True)
+    admin.close()
+    produce_raw(kafka_broker.bootstrap_servers, name, boundary_events())
+    result = run_producer(kafka_broker.bootstrap_servers, name, *BACKFILL)
+    assert result.returncode == 0, result.stderr
+    assert "4,000 acknowledged, 0 failed" in result.stdout
+    records = read_topic(kafka_broker.bootstrap_servers, name, 4000 + len(BOUNDARY_TIMESTAMPS))
+    assert len(records) == 4000 + len(BOUNDARY_TIMESTAMPS)
+    return name, [json.loads(r.value) for r in records]
+
+
+def test_the_cli_published_the_seeded_sequence(filled_topic):
+    _, on_topic = filled_topic
+    generated = LoginEventGenerator(seed=7).backfill(
+        to_epoch_ms_iso("2023-11-15"), to_epoch_ms_iso("2024-04-16"), 4000
+    )
+    expected_ids = sorted(json.loads(r.value)["event_id"] for r in generated)
+    assert sorted(e["event_id"] for e in on_topic if not e["event_id"].startswith("boundary")) == (
+        expected_ids
+    )
+
+
+def to_epoch_ms_iso(day: str) -> int:
+    from datetime import datetime, timezone
+
+    return to_epoch_ms(datetime.fromisoformat(day).replace(tzinfo=timezone.utc))
+
+
+def test_monthly_counts_equal_an_independent_count(kafka_broker, filled_topic, tmp_path):
+    topic, events = filled_topic
+    run = run_job(kafka_broker, topic, tmp_path)
+    expected = expected_monthly(events)
+    assert run.monthly == expected
+    # The boundary events make an off-by-one month visible: both sides are populated.
+    assert {"2023-12", "2024-01", "2024-02", "2024-03", "2024-04"} <= set(run.monthly)
+    assert sum(v[0] for v in run.monthly.values()) == len(events)
+    assert run.rejected == {}
+    # The console shows the table, its total and the per-batch line.
+    assert f"|total  | {len(events):>5}|" in run.result.stdout
+    assert f"batch 0: {len(events):,} records read, 0 rejected" in run.result.stdout
+
+
+def test_timezone_option_end_to_end(kafka_broker, filled_topic, tmp_path):
+    topic, events = filled_topic
+    run = run_job(kafka_broker, topic, tmp_path, "--timezone", "America/New_York")
+    assert run.monthly == expected_monthly(events, "America/New_York")
+    assert run.monthly != expected_monthly(events, "UTC")
+
+
+def test_a_rerun_with_the_same_checkpoint_counts_only_new_events(kafka_broker, topic, tmp_path):
+    first = [json.loads(v) for v in boundary_events()[:4]]
+    produce_raw(kafka_broker.bootstrap_servers, topic, boundary_events()[:4])
+    assert run_job(kafka_broker, topic, tmp_path).monthly == expected_monthly(first)
+
+    again = run_job(kafka_broker, topic, tmp_path)
+    assert "No new records" in again.result.stdout
+    assert again.monthly == expected_monthly(first)
+
+    produce_raw(kafka_broker.bootstrap_servers, topic, boundary_events()[4:])
+    final = run_job(kafka_broker, topic, tmp_path)
+    assert final.monthly == expected_monthly(json.loads(v) for v in boundary_events())
+
+
+def test_demo_style_fresh_output_dir_has_both_csv_files(kafka_broker, topic, tmp_path: Path):
+    produce_raw(kafka_broker.bootstrap_servers, topic, [b"garbage", *boundary_events()[:1]])
+    run = run_job(kafka_broker, topic, tmp_path)
+    assert run.monthly == {"2023-12": (1, 0, 1)}
+    assert run.rejected == {"not_json_object": 1}
+    assert "Rejected records: 1 (not_json_object 1)" in run.result.stdout

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from datetime import datetime, timezone
+from pathlib import Path
 
 from services.kafka import LocalKafkaError, default_broker
 from services.settings import LOCAL_DIR, PROJECT_ROOT
@@ -24,6 +25,11 @@ from services.spark_submit import submit_command, submit_env
 DEMO_TOPIC_PREFIX = "demo-logins-"
 DEMO_DIR = LOCAL_DIR / "demo"
 OUTPUT_DIR = PROJECT_ROOT / "output" / "demo"
+
+
+def shown(path: Path) -> Path:
+    """``path`` relative to the project when inside it: shorter, and copy-pasteable."""
+    return path.relative_to(PROJECT_ROOT) if path.is_relative_to(PROJECT_ROOT) else path
 
 
 def remove_old_demo_topics(bootstrap_servers: str) -> None:
@@ -43,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m services.demo", description=__doc__)
     parser.add_argument("--count", type=int, default=50_000, help="events to backfill")
     parser.add_argument("--months", type=int, default=24, help="months of history")
+    parser.add_argument("--output-dir", type=Path, default=OUTPUT_DIR, help="where the CSV goes")
     args = parser.parse_args(argv)
 
     started = time.monotonic()
@@ -56,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     remove_old_demo_topics(bootstrap)
     topic = DEMO_TOPIC_PREFIX + datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     shutil.rmtree(DEMO_DIR, ignore_errors=True)
-    shutil.rmtree(OUTPUT_DIR, ignore_errors=True)
+    output_dir: Path = args.output_dir
+    shutil.rmtree(output_dir, ignore_errors=True)
     DEMO_DIR.mkdir(parents=True)
     summary_file = DEMO_DIR / "producer-summary.json"
 
@@ -66,55 +74,59 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
     env = submit_env(KAFKA_BOOTSTRAP_SERVERS=bootstrap, LOGINS_TOPIC=topic)
+    producer_args = [
+        "--months",
+        str(args.months),
+        "--count",
+        str(args.count),
+        "--seed",
+        "42",
+        "--summary-json",
+        str(summary_file),
+    ]
     produced = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "producer",
-            "--months",
-            str(args.months),
-            "--count",
-            str(args.count),
-            "--seed",
-            "42",
-            "--summary-json",
-            str(summary_file),
-        ],
-        env=env,
-        cwd=PROJECT_ROOT,
-        check=False,
+        [sys.executable, "-m", "producer", *producer_args], env=env, cwd=PROJECT_ROOT, check=False
     )
     if produced.returncode != 0:
         print("error: the producer failed; see above.", file=sys.stderr)
         return produced.returncode
     acknowledged = json.loads(summary_file.read_text())["acknowledged"]
 
-    print("==> 2/2 Counting logins per month with Spark (trigger available-now)", flush=True)
-    job = subprocess.run(
-        submit_command(
-            "--trigger",
-            "available-now",
-            "--checkpoint-dir",
-            str(DEMO_DIR / "checkpoint"),
-            "--output-dir",
-            str(OUTPUT_DIR),
-        ),
-        env=env,
-        cwd=PROJECT_ROOT,
-        check=False,
+    spark_log = DEMO_DIR / "spark-submit.log"
+    print(
+        f"==> 2/2 Counting logins per month with Spark (trigger available-now; "
+        f"Spark's log: {shown(spark_log)})",
+        flush=True,
     )
+    job_args = [
+        "--trigger",
+        "available-now",
+        "--checkpoint-dir",
+        str(DEMO_DIR / "checkpoint"),
+        "--output-dir",
+        str(output_dir),
+    ]
+    with spark_log.open("w") as log:
+        job = subprocess.run(
+            submit_command(*job_args), env=env, cwd=PROJECT_ROOT, stderr=log, check=False
+        )
     if job.returncode != 0:
-        print("error: the Spark job failed; see above.", file=sys.stderr)
+        print(spark_log.read_text()[-4000:], file=sys.stderr)
+        print(
+            f"error: the Spark job failed (exit {job.returncode}); the end of its log is above.",
+            file=sys.stderr,
+        )
         return job.returncode
 
-    with (OUTPUT_DIR / "monthly_logins.csv").open(newline="") as handle:
+    table = output_dir / "monthly_logins.csv"
+    with table.open(newline="") as handle:
         rows = list(csv.DictReader(handle))
     counted = sum(int(row["logins"]) for row in rows)
     elapsed = time.monotonic() - started
     verdict = "OK" if counted == acknowledged else "MISMATCH"
     print(
         f"{verdict}: Kafka acknowledged {acknowledged:,} events; Spark counted {counted:,} "
-        f"logins in {len(rows)} months. Table: {OUTPUT_DIR / 'monthly_logins.csv'}"
+        f"logins in {len(rows)} months. Table: {shown(table)}"
     )
     print(f"Demo finished in {elapsed:.1f} s.")
     return 0 if counted == acknowledged else 1

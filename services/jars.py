@@ -90,3 +90,30 @@ def resolve_classpath(modules: Sequence[Module]) -> list[Path]:
             + "\n".join(problems[-15:] or result.stderr.splitlines()[-15:])
         )
     return [Path(p) for p in classpath_file.read_text().strip().split(":") if p]
+
+
+def main() -> int:
+    """``python -m services.jars``: download everything the project runs on, once.
+
+    The local broker and Kafka's tools, and Spark's Kafka connector for ``--packages``
+    (into the same Ivy cache spark-submit reads), so later runs work offline.
+    """
+    from services.kafka import kafka_modules
+    from services.settings import load_settings
+
+    settings = load_settings()
+    organisation, name, revision = settings.spark_kafka_connector.split(":")
+    groups = {
+        f"Kafka {settings.kafka_version} broker and tools": kafka_modules(
+            settings.kafka_version, settings.scala_version
+        ),
+        f"Spark Kafka connector {settings.spark_kafka_connector}": [(organisation, name, revision)],
+    }
+    for label, modules in groups.items():
+        jars = resolve_classpath(modules)
+        print(f"{label}: {len(jars)} jars in {IVY_HOME / 'cache'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

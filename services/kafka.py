@@ -100,7 +100,7 @@ def port_is_free(host: str, port: int) -> bool:
 def process_command(pid: int) -> str | None:
     """The command line of ``pid``, or None if no such process (works on Linux and macOS)."""
     result = subprocess.run(
-        ["ps", "-o", "args=", "-p", str(pid)], capture_output=True, text=True, check=False
+        ["ps", "-ww", "-o", "args=", "-p", str(pid)], capture_output=True, text=True, check=False
     )
     return result.stdout.strip() or None
 

@@ -1,0 +1,69 @@
+"""``make demo`` end to end, twice in a row, on its own broker (not the user's)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from services.kafka import LocalKafka
+from services.settings import PROJECT_ROOT
+from tests.helpers import expected_monthly, free_port, read_topic
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def test_demo_runs_twice_and_months_add_up_to_what_kafka_acknowledged(tmp_path):
+    port = free_port()
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": f"localhost:{port}",
+        "PIPELINE_LOCAL_DIR": str(tmp_path / "local"),
+    }
+    output = tmp_path / "output"
+    command = [
+        sys.executable,
+        "-m",
+        "services.demo",
+        "--count",
+        "3000",
+        "--output-dir",
+        str(output),
+    ]
+    broker = LocalKafka(home=tmp_path / "local" / "kafka", port=port, controller_port=port + 1)
+    try:
+        for run in (1, 2):
+            result = subprocess.run(
+                command,
+                env=env,
+                cwd=PROJECT_ROOT,
+                capture_output=True,
+                text=True,
+                timeout=400,
+                check=False,
+            )
+            assert result.returncode == 0, f"run {run}:\n{result.stdout}\n{result.stderr}"
+            assert (
+                "OK: Kafka acknowledged 3,000 events; Spark counted 3,000 logins" in result.stdout
+            )
+            assert "Demo finished in" in result.stdout
+        # The second run used a fresh topic and removed the first one.
+        topic = next(
+            line.split("to topic ")[1].split()[0]
+            for line in result.stdout.splitlines()
+            if "to topic " in line
+        )
+        events = [json.loads(r.value) for r in read_topic(broker.bootstrap_servers, topic, 3000)]
+        with (output / "monthly_logins.csv").open(newline="") as handle:
+            table = {
+                r["month"]: (int(r["logins"]), int(r["successful"]), int(r["failed"]))
+                for r in csv.DictReader(handle)
+            }
+        assert table == expected_monthly(events)
+        assert 24 <= len(table) <= 25  # 24 months back from today touch 25 calendar months
+    finally:
+        broker.stop()

@@ -1,0 +1,81 @@
+"""The embedded local broker: starts on real Kafka jars, answers, stops, and explains failures."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from services.kafka import LocalKafka, LocalKafkaError, broker_answers
+from services.settings import PROJECT_ROOT
+from tests.helpers import free_port, produce_raw, read_topic
+
+pytestmark = [pytest.mark.integration]
+
+
+def test_session_broker_is_kafka_in_kraft_mode_and_round_trips_a_record(kafka_broker, topic):
+    assert kafka_broker.properties()["process.roles"] == "broker,controller"
+    assert "Kafka Server started" in kafka_broker.log_file.read_text()
+    produce_raw(kafka_broker.bootstrap_servers, topic, [b"hello"])
+    assert [r.value for r in read_topic(kafka_broker.bootstrap_servers, topic, 1)] == [b"hello"]
+
+
+def test_start_is_idempotent_and_stop_is_clean(kafka_broker):
+    pid = kafka_broker.pid()
+    kafka_broker.start()  # already running: returns at once, same process
+    assert kafka_broker.pid() == pid
+
+
+def test_port_in_use_is_a_clear_error(tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        broker = LocalKafka(home=tmp_path, port=port, controller_port=free_port())
+        with pytest.raises(LocalKafkaError, match=f"port {port} .* already in use"):
+            broker.start()
+    assert not (tmp_path / "broker.pid").exists()
+
+
+@pytest.mark.slow
+def test_cli_up_status_down(tmp_path):
+    port = free_port()
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": f"localhost:{port}",
+        "PIPELINE_LOCAL_DIR": str(tmp_path),
+    }
+
+    def cli(action: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "services.kafka", action],
+            env=env,
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+
+    try:
+        up = cli("up")
+        assert up.returncode == 0, up.stderr
+        assert f"is up on localhost:{port}" in up.stdout
+        assert broker_answers(f"localhost:{port}")
+        assert "already running" in cli("up").stdout
+        assert "answering" in cli("status").stdout
+    finally:
+        down = cli("down")
+    assert down.returncode == 0 and "stopped" in down.stdout
+    assert not broker_answers(f"localhost:{port}", timeout_s=1)
+    status = cli("status")
+    assert status.returncode == 1 and "not running" in status.stdout
+
+
+def test_missing_java_stops_start_with_advice(tmp_path, monkeypatch):
+    monkeypatch.setenv("JAVA_HOME", str(tmp_path / "no-jdk"))
+    broker = LocalKafka(home=tmp_path / "k", port=free_port(), controller_port=free_port())
+    with pytest.raises(LocalKafkaError, match="JAVA_HOME"):
+        broker.start()

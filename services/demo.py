@@ -18,18 +18,13 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from services.kafka import LocalKafkaError, default_broker
+from services.kafka import LocalKafkaError, default_broker, shown
 from services.settings import LOCAL_DIR, PROJECT_ROOT
 from services.spark_submit import submit_command, submit_env
 
 DEMO_TOPIC_PREFIX = "demo-logins-"
 DEMO_DIR = LOCAL_DIR / "demo"
 OUTPUT_DIR = PROJECT_ROOT / "output" / "demo"
-
-
-def shown(path: Path) -> Path:
-    """``path`` relative to the project when inside it: shorter, and copy-pasteable."""
-    return path.relative_to(PROJECT_ROOT) if path.is_relative_to(PROJECT_ROOT) else path
 
 
 def remove_old_demo_topics(bootstrap_servers: str) -> None:

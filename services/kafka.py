@@ -28,7 +28,7 @@ from pathlib import Path
 
 from services.jars import Module, resolve_classpath
 from services.java import JavaError, require_java
-from services.settings import LOCAL_DIR, load_settings
+from services.settings import LOCAL_DIR, PROJECT_ROOT, load_settings
 
 # Kafka's jars log through SLF4J 1.7 but bring no backend; slf4j-simple writes to the log file.
 SLF4J_SIMPLE: Module = ("org.slf4j", "slf4j-simple", "1.7.36")
@@ -345,6 +345,11 @@ def _wait_for_exit(pid: int, timeout_s: float) -> bool:
             return True
         time.sleep(0.1)  # poll interval, bounded by the deadline above
     return False
+
+
+def shown(path: Path) -> Path:
+    """``path`` relative to the project when inside it, as users would type it."""
+    return path.relative_to(PROJECT_ROOT) if path.is_relative_to(PROJECT_ROOT) else path
 
 
 def default_broker() -> LocalKafka:

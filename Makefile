@@ -14,7 +14,9 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export SPARK_IVY_DIR ?= $(CURDIR)/.cache/ivy
 export PYSPARK_PYTHON ?= $(CURDIR)/$(PY)
 
+COMPOSE ?= docker compose
 COMPOSE_FILES := -f docker-compose.kafka.yml -f docker-compose.spark.yml -f docker-compose.producer.yml
+DC = $(COMPOSE) $(COMPOSE_FILES)
 TOOLS_BIN := .cache/bin
 
 ##@ Without Docker (local Kafka from Maven Central, Spark from pip)
@@ -57,6 +59,43 @@ produce: $(STAMP) ## Run the producer on the host; pass flags with ARGS="--rate 
 .PHONY: job
 job: $(STAMP) ## Run the Spark job locally; pass flags with ARGS="--trigger available-now"
 	consumer/submit.sh $(ARGS)
+
+##@ With Docker (Bitnami images; needs a Docker engine and Compose v2)
+
+.PHONY: up
+up: check-docker ## Start Kafka, Spark (master + worker) and the producer; waits until healthy
+	$(DC) up -d --build --wait
+	@echo "Up. Spark master UI: http://localhost:8080  Count logins: make submit ARGS='--trigger available-now'"
+
+.PHONY: up-ui
+up-ui: check-docker ## Also start Kafka UI on http://localhost:8088 (compose profile "ui")
+	$(DC) --profile ui up -d --build --wait
+
+.PHONY: submit
+submit: check-docker ## Run the Spark job on the Docker cluster (same submit.sh); ARGS="--trigger available-now"
+	$(DC) exec spark-master /opt/bitnami/scripts/spark/entrypoint.sh /opt/pipeline/consumer/submit.sh $(ARGS)
+
+.PHONY: down
+down: check-docker ## Stop and remove the containers; keeps the volumes (data, checkpoints)
+	$(DC) --profile ui down
+
+.PHONY: clean
+clean: check-docker ## Stop and remove the containers and their volumes
+	$(DC) --profile ui down --volumes
+
+.PHONY: logs
+logs: check-docker ## Follow the containers' logs; SERVICE=kafka for one
+	$(DC) logs --follow $(SERVICE)
+
+.PHONY: ps
+ps: check-docker ## Show the containers and their health
+	$(DC) ps
+
+.PHONY: check-docker
+check-docker:
+	@command -v docker >/dev/null 2>&1 || { echo "error: docker not found. Install Docker (https://docs.docker.com/engine/install/), or use the local mode: make demo" >&2; exit 1; }
+	@$(COMPOSE) version >/dev/null 2>&1 || { echo "error: '$(COMPOSE)' does not work: Docker Compose v2 is needed (https://docs.docker.com/compose/install/). With a standalone binary: make up COMPOSE=docker-compose" >&2; exit 1; }
+	@docker info >/dev/null 2>&1 || { echo "error: the Docker engine is not reachable (is it running? may you use it?). Without Docker: make demo" >&2; exit 1; }
 
 ##@ Quality
 

@@ -186,6 +186,17 @@ def parse_timezone(text: str) -> str:
     return text
 
 
+def _one_of(*values: str) -> Any:
+    """An argparse type that also checks environment defaults (``choices`` does not)."""
+
+    def convert(text: str) -> str:
+        if text not in values:
+            raise argparse.ArgumentTypeError(f"{text!r} is not one of {', '.join(values)}")
+        return text
+
+    return convert
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -196,8 +207,12 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def parse_options(argv: Sequence[str] | None, env: Mapping[str, str]) -> JobOptions:
-    """Flags, with environment-variable defaults (shown in brackets in ``--help``)."""
+def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
+    """Flags with environment-variable defaults (the variable is in brackets in ``--help``).
+
+    String defaults go through each flag's ``type`` like command-line values, so a bad
+    environment value is reported as a usage error too.
+    """
 
     def env_default(name: str, default: Any) -> Any:
         return env.get(name) or default
@@ -222,7 +237,8 @@ def parse_options(argv: Sequence[str] | None, env: Mapping[str, str]) -> JobOpti
     )
     add(
         "--starting-offsets",
-        choices=("earliest", "latest"),
+        type=_one_of("earliest", "latest"),
+        metavar="{earliest,latest}",
         default=env_default("CONSUMER_STARTING_OFFSETS", "earliest"),
         help="where a new checkpoint starts reading (default: %(default)s) "
         "[CONSUMER_STARTING_OFFSETS]",
@@ -231,7 +247,7 @@ def parse_options(argv: Sequence[str] | None, env: Mapping[str, str]) -> JobOpti
         "--trigger",
         metavar="TRIGGER",
         type=parse_trigger,
-        default=parse_trigger(env_default("CONSUMER_TRIGGER", "10s")),
+        default=env_default("CONSUMER_TRIGGER", "10s"),
         help="available-now (drain the topic, then stop) or an interval such as 10s "
         "(default: 10s) [CONSUMER_TRIGGER]",
     )
@@ -260,7 +276,7 @@ def parse_options(argv: Sequence[str] | None, env: Mapping[str, str]) -> JobOpti
         "--timezone",
         metavar="ZONE",
         type=parse_timezone,
-        default=parse_timezone(env_default("CONSUMER_TIMEZONE", "UTC")),
+        default=env_default("CONSUMER_TIMEZONE", "UTC"),
         help="time zone of the calendar months (default: %(default)s) [CONSUMER_TIMEZONE]",
     )
     add(
@@ -274,7 +290,7 @@ def parse_options(argv: Sequence[str] | None, env: Mapping[str, str]) -> JobOpti
         "--shuffle-partitions",
         metavar="N",
         type=_positive_int,
-        default=int(env_default("CONSUMER_SHUFFLE_PARTITIONS", 4)),
+        default=env_default("CONSUMER_SHUFFLE_PARTITIONS", "4"),
         help="state partitions; fixed by the checkpoint once started (default: %(default)s) "
         "[CONSUMER_SHUFFLE_PARTITIONS]",
     )
@@ -282,7 +298,7 @@ def parse_options(argv: Sequence[str] | None, env: Mapping[str, str]) -> JobOpti
         "--max-future",
         metavar="SECONDS",
         type=_positive_int,
-        default=int(env_default("CONSUMER_MAX_FUTURE_SECONDS", 86_400)),
+        default=env_default("CONSUMER_MAX_FUTURE_SECONDS", "86400"),
         help="reject events whose time is further than this ahead of their Kafka timestamp "
         "(default: %(default)s) [CONSUMER_MAX_FUTURE_SECONDS]",
     )
@@ -290,21 +306,24 @@ def parse_options(argv: Sequence[str] | None, env: Mapping[str, str]) -> JobOpti
         "--connect-timeout",
         metavar="SECONDS",
         type=_positive_int,
-        default=int(env_default("CONSUMER_CONNECT_TIMEOUT", 30)),
+        default=env_default("CONSUMER_CONNECT_TIMEOUT", "30"),
         help="how long to wait for Kafka before failing (default: %(default)s) "
         "[CONSUMER_CONNECT_TIMEOUT]",
     )
     add(
         "--security-protocol",
-        choices=("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"),
+        type=_one_of("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"),
+        metavar="PROTOCOL",
         default=env_default("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT"),
-        help="(default: %(default)s) [KAFKA_SECURITY_PROTOCOL]",
+        help="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL (default: %(default)s) "
+        "[KAFKA_SECURITY_PROTOCOL]",
     )
     add(
         "--sasl-mechanism",
-        choices=("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"),
+        type=_one_of("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"),
+        metavar="MECHANISM",
         default=env_default("KAFKA_SASL_MECHANISM", None),
-        help="[KAFKA_SASL_MECHANISM]",
+        help="PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 [KAFKA_SASL_MECHANISM]",
     )
     add(
         "--sasl-username",
@@ -324,6 +343,12 @@ def parse_options(argv: Sequence[str] | None, env: Mapping[str, str]) -> JobOpti
         default=env_default("KAFKA_SSL_CAFILE", None),
         help="CA certificate (PEM) for TLS [KAFKA_SSL_CAFILE]",
     )
+    return parser
+
+
+def parse_options(argv: Sequence[str] | None, env: Mapping[str, str]) -> JobOptions:
+    """The job's options from flags and environment; usage errors exit with status 2."""
+    parser = build_parser(env)
     args = parser.parse_args(argv)
 
     password = env.get("KAFKA_SASL_PASSWORD")

@@ -9,6 +9,7 @@
 #   SPARK_HOME           Spark to use; default: the pyspark importable by python3
 #   SPARK_IVY_DIR        Ivy home for --packages (default: Spark's, ~/.ivy2.5.2)
 #   SPARK_DRIVER_MEMORY  driver memory (default 1g)
+#   SPARK_EXECUTOR_MEMORY  executor memory on a cluster (default: Spark's, 1g)
 #   SPARK_SUBMIT_EXTRA   extra spark-submit options, split on spaces
 set -euo pipefail
 
@@ -45,6 +46,9 @@ args=(
   --driver-memory "${SPARK_DRIVER_MEMORY:-1g}"
   --conf "spark.driver.extraJavaOptions=-Dlog4j2.configurationFile=file:$here/log4j2.properties"
 )
+if [[ -n "${SPARK_EXECUTOR_MEMORY:-}" ]]; then
+  args+=(--executor-memory "$SPARK_EXECUTOR_MEMORY")
+fi
 if [[ -n "${SPARK_IVY_DIR:-}" ]]; then
   args+=(--conf "spark.jars.ivy=$SPARK_IVY_DIR")
 fi

@@ -121,6 +121,9 @@ class LocalKafka:
     scram_users: Mapping[str, str] = field(default_factory=dict)
     heap: str = os.environ.get("LOCAL_KAFKA_HEAP", "512m")
     extra_properties: Mapping[str, str] = field(default_factory=dict)
+    # A complete configuration to run instead of the one below (e.g. the compose file's,
+    # see properties_from_bitnami_env); log.dirs is always this broker's data_dir.
+    custom_properties: Mapping[str, str] | None = None
 
     @property
     def bootstrap_servers(self) -> str:
@@ -148,6 +151,8 @@ class LocalKafka:
 
     def properties(self) -> dict[str, str]:
         """Broker settings for one node that is also its own controller."""
+        if self.custom_properties is not None:
+            return {**self.custom_properties, "log.dirs": str(self.data_dir)}
         listeners = [f"PLAINTEXT://{self.host}:{self.port}"]
         advertised = [f"PLAINTEXT://{self.host}:{self.port}"]
         protocols = ["PLAINTEXT:PLAINTEXT", "CONTROLLER:PLAINTEXT"]
@@ -192,6 +197,11 @@ class LocalKafka:
         props.update(self.extra_properties)
         return props
 
+    def listener_ports(self) -> list[int]:
+        """Every port the broker will listen on (from ``listeners``)."""
+        listeners = self.properties()["listeners"].split(",")
+        return [int(listener.rsplit(":", 1)[1]) for listener in listeners]
+
     # -- lifecycle ---------------------------------------------------------------------------
 
     def pid(self) -> int | None:
@@ -231,6 +241,11 @@ class LocalKafka:
         for user, password in self.scram_users.items():
             for mechanism in ("SCRAM-SHA-256", "SCRAM-SHA-512"):
                 scram += ["--add-scram", f"{mechanism}=[name={user},password={password}]"]
+        if "controller.quorum.voters" in self.properties():
+            # Static voters, formatted the way Bitnami's Kafka 4.0 image does it.
+            quorum = ["--feature", "kraft.version=1", "--no-initial-controllers"]
+        else:
+            quorum = ["--standalone"]
         command = self._java_command(
             java,
             "kafka.tools.StorageTool",
@@ -239,8 +254,8 @@ class LocalKafka:
             _new_cluster_id(),
             "--config",
             str(self.properties_file),
-            "--standalone",
             "--ignore-formatted",
+            *quorum,
             *scram,
         )
         result = subprocess.run(command, capture_output=True, text=True, check=False)
@@ -257,8 +272,8 @@ class LocalKafka:
                 return
             self.wait_ready(timeout_s)
             return
-        for port in (self.port, self.controller_port, self.sasl_port):
-            if port is not None and not port_is_free(self.host, port):
+        for port in self.listener_ports():
+            if not port_is_free(self.host, port):
                 raise LocalKafkaError(
                     f"port {port} on {self.host} is already in use by another process "
                     "(a Kafka started by `make up`, or another service?). Stop it, or run the "
@@ -331,6 +346,20 @@ class LocalKafka:
             return "(no log yet)"
 
 
+def properties_from_bitnami_env(environment: Mapping[str, str]) -> dict[str, str]:
+    """server.properties the way the Bitnami Kafka image derives it from its environment.
+
+    ``KAFKA_CFG_<NAME>`` becomes ``<name>`` in lowercase with ``_`` as ``.``
+    (``KAFKA_CFG_NODE_ID`` -> ``node.id``); other variables are not broker properties.
+    """
+    prefix = "KAFKA_CFG_"
+    return {
+        key[len(prefix) :].lower().replace("_", "."): str(value)
+        for key, value in environment.items()
+        if key.startswith(prefix)
+    }
+
+
 def _new_cluster_id() -> str:
     """A KRaft cluster id: a random UUID in URL-safe base64 without padding, as Kafka makes."""
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
@@ -386,7 +415,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(
                     f"Kafka {load_settings().kafka_version} is up on {broker.bootstrap_servers} "
                     f"(pid {broker.pid()}, ready in {time.monotonic() - started:.1f}s, "
-                    f"data in {broker.home})."
+                    f"data in {shown(broker.home)})."
                 )
         elif args.action == "down":
             if broker.stop():

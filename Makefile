@@ -107,6 +107,15 @@ test: $(STAMP) lint tools ## Lint, then every test: unit and integration (real K
 test-unit: $(STAMP) ## Unit tests only (no services, seconds)
 	$(PY) -m pytest -m "not integration"
 
+.PHONY: reliability
+reliability: $(STAMP) ## Run the fault-injection tests and regenerate docs/RELIABILITY.md
+	$(PY) -m pytest tests/integration/test_reliability.py tests/integration/test_security.py
+	$(PY) scripts/reliability_report.py
+
+.PHONY: audit
+audit: $(STAMP) ## Check the pinned Python environment for known vulnerabilities (pip-audit)
+	$(PY) -m pip_audit --strict --skip-editable --progress-spinner off
+
 .PHONY: lint
 lint: $(STAMP) ## ruff check and ruff format --check
 	$(PY) -m ruff check .

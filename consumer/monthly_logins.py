@@ -142,12 +142,13 @@ class JobOptions:
     max_future_seconds: int
     security: KafkaSecurity
     connect_timeout_s: int
+    dedupe_window: str | None = "24 hours"
 
     def kafka_properties(self) -> dict[str, str]:
         return {"bootstrap.servers": self.bootstrap_servers, **self.security.client_properties()}
 
 
-_INTERVAL = re.compile(r"^\s*(\d+)\s*(ms|s|sec|seconds?|m|min|minutes?|h|hours?)\s*$")
+_INTERVAL = re.compile(r"^\s*(\d+)\s*(ms|s|sec|seconds?|m|min|minutes?|h|hours?|d|days?)\s*$")
 _INTERVAL_WORDS = {
     "ms": "milliseconds",
     "s": "seconds",
@@ -174,6 +175,16 @@ def parse_trigger(text: str) -> str:
             f"{text!r} is not a trigger: use available-now or an interval such as 10s or 1m"
         )
     return f"{int(match.group(1))} {_INTERVAL_WORDS[match.group(2)]}"
+
+
+def parse_dedupe_window(text: str) -> str | None:
+    """An interval such as ``24h`` (Spark's spelling), or None for ``0``/``off``."""
+    if text.strip().lower() in ("0", "off", "none"):
+        return None
+    interval = parse_trigger(text)
+    if interval == "available-now":
+        raise argparse.ArgumentTypeError(f"{text!r} is not an interval such as 24h")
+    return interval
 
 
 def parse_timezone(text: str) -> str:
@@ -303,6 +314,14 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         "(default: %(default)s) [CONSUMER_MAX_FUTURE_SECONDS]",
     )
     add(
+        "--dedupe-window",
+        metavar="INTERVAL",
+        type=parse_dedupe_window,
+        default=env_default("CONSUMER_DEDUPE_WINDOW", "24h"),
+        help="count an event_id once if it repeats within this much processing time; "
+        "0 counts every record (default: 24h) [CONSUMER_DEDUPE_WINDOW]",
+    )
+    add(
         "--connect-timeout",
         metavar="SECONDS",
         type=_positive_int,
@@ -391,6 +410,7 @@ def parse_options(argv: Sequence[str] | None, env: Mapping[str, str]) -> JobOpti
             ssl_cafile=args.ssl_cafile,
         ),
         connect_timeout_s=args.connect_timeout,
+        dedupe_window=args.dedupe_window,
     )
 
 
@@ -453,6 +473,32 @@ def classify_records(records: DataFrame, max_future_seconds: int = 86_400) -> Da
         event_time.alias("event_time"),
         e["success"].alias("success"),
         reason.alias("rejected_reason"),
+    )
+
+
+def drop_repeated_events(classified: DataFrame, window: str | None) -> DataFrame:
+    """Keep the first record of each ``event_id`` seen within ``window`` of processing time.
+
+    The policy for a repeated event id: a producer that is restarted and replays (or a
+    client that retries outside Kafka's idempotence) must not inflate the counts. The key
+    is the processing time, not the event time, so a backfill of old events is never
+    dropped as late data; Spark records each batch's timestamp in the checkpoint, so a
+    replayed batch drops exactly the same records. Rejected records are keyed by their
+    Kafka coordinates and therefore never merged. ``window=None`` keeps every record.
+    """
+    if window is None:
+        return classified
+    key = F.when(F.col("rejected_reason").isNull(), F.col("event_id")).otherwise(
+        F.concat_ws(":", F.lit("record"), F.col("partition"), F.col("offset"))
+    )
+    keyed = classified.withColumn("_dedupe_key", key)
+    if not classified.isStreaming:  # a batch is one window: plain deduplication
+        return keyed.dropDuplicates(["_dedupe_key"]).drop("_dedupe_key")
+    return (
+        keyed.withColumn("_processed_at", F.current_timestamp())
+        .withWatermark("_processed_at", window)
+        .dropDuplicatesWithinWatermark(["_dedupe_key"])
+        .drop("_dedupe_key", "_processed_at")
     )
 
 
@@ -648,13 +694,15 @@ class BatchReporter(StreamingQueryListener):
         if progress.name != APP_NAME:
             return
         metrics = progress.observedMetrics.get("batch")
-        rejected = metrics["rejected"] if metrics is not None else 0
+        unique = progress.observedMetrics.get("unique")
+        rejected = (metrics["rejected"] or 0) if metrics is not None else 0
+        repeated = (metrics["records"] - unique["records"]) if metrics and unique else 0
         duration_ms = progress.durationMs.get("triggerExecution", 0)
         self.last_batch_id = progress.batchId
         print(
             f"[{APP_NAME}] batch {progress.batchId}: {progress.numInputRows:,} records read, "
-            f"{rejected or 0:,} rejected, {duration_ms / 1000:.2f} s "
-            f"({progress.processedRowsPerSecond:,.0f} records/s)",
+            f"{rejected:,} rejected, {repeated:,} repeated event ids dropped, "
+            f"{duration_ms / 1000:.2f} s ({progress.processedRowsPerSecond:,.0f} records/s)",
             flush=True,
         )
 
@@ -673,6 +721,9 @@ def build_spark(options: JobOptions) -> SparkSession:
         .config("spark.ui.showConsoleProgress", "false")
         # Adaptive execution does not apply to streaming queries; Spark warns if it is on.
         .config("spark.sql.adaptive.enabled", "false")
+        # With a watermark (the dedupe window) Spark would run extra empty batches just to
+        # advance it, printing the same table again; eviction can wait for real data.
+        .config("spark.sql.streaming.noDataMicroBatches.enabled", "false")
         .getOrCreate()
     )
     spark.sparkContext.setLogLevel("WARN")
@@ -733,13 +784,19 @@ def check_kafka(spark: SparkSession, options: JobOptions) -> int:
 
 
 def check_checkpoint(options: JobOptions) -> None:
-    """Refuse a checkpoint written for another topic or time zone.
+    """Refuse a checkpoint written for another topic, time zone or deduplication setting.
 
     Spark would resume from it without complaint and mix months of two time zones (or
-    offsets of two topics) into one table. The job records what it was started with in
-    ``pipeline.json`` next to Spark's own files.
+    offsets of two topics) into one table, or fail deep in its state store when the
+    deduplication step appears or disappears. The job records what it was started with
+    in ``pipeline.json`` next to Spark's own files.
     """
-    identity = {"topic": options.topic, "timezone": options.timezone, "job": APP_NAME}
+    identity = {
+        "job": APP_NAME,
+        "topic": options.topic,
+        "timezone": options.timezone,
+        "deduplication": options.dedupe_window is not None,
+    }
     marker = Path(options.checkpoint_dir) / "pipeline.json"
     if marker.exists():
         try:
@@ -794,6 +851,10 @@ def start_queries(spark: SparkSession, options: JobOptions) -> list[StreamingQue
         F.count(F.lit(1)).alias("records"),
         F.count("rejected_reason").alias("rejected"),
     )
+    # Counted after deduplication: the difference to "records" is the repeats dropped.
+    unique = drop_repeated_events(observed, options.dedupe_window).observe(
+        "unique", F.count(F.lit(1)).alias("records")
+    )
 
     def with_trigger(writer: Any) -> Any:
         if options.trigger == "available-now":
@@ -802,7 +863,7 @@ def start_queries(spark: SparkSession, options: JobOptions) -> list[StreamingQue
 
     monthly_output = MonthlyOutput(options)
     counting = with_trigger(
-        aggregate_outcomes(observed)
+        aggregate_outcomes(unique)
         .writeStream.queryName(APP_NAME)
         .outputMode("complete")
         .option("checkpointLocation", f"{options.checkpoint_dir}/monthly")

@@ -99,6 +99,7 @@ def send_paced(
 
 def produce(config: ProducerConfig, publisher: Publisher, stop: StopFlag) -> RunResult:
     """Generate and send according to ``config``; always flushes before returning."""
+    log.info("generating with --seed %d (pass it again to replay the same events)", config.seed)
     generator = LoginEventGenerator(
         seed=config.seed,
         users=config.users,
@@ -161,6 +162,7 @@ def write_summary_json(config: ProducerConfig, result: RunResult) -> None:
         json.dumps(
             {
                 "topic": config.topic,
+                "seed": config.seed,
                 "sent": stats.sent,
                 "acknowledged": stats.acknowledged,
                 "failed": stats.failed,

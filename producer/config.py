@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
@@ -83,7 +84,7 @@ class ProducerConfig:
     rate: float = DEFAULT_RATE
     duration_s: float | None = None
     follow: bool = False
-    seed: int = 0
+    seed: int = 0  # parse_config draws a fresh one when --seed is not given
     users: int = DEFAULT_USERS
     failure_rate: float = DEFAULT_FAILURE_RATE
     attack_probability: float = DEFAULT_ATTACK_PROBABILITY
@@ -228,8 +229,9 @@ OPTION_GROUPS: dict[str, tuple[Option, ...]] = {
         Option("--follow", "PRODUCER_FOLLOW", _flag, False,
                "after the backfill, continue in live mode at --rate",
                {"nargs": "?", "const": True}),
-        Option("--seed", "PRODUCER_SEED", int, 0,
-               "random seed; the same seed gives the same events (default: %(default)s)"),
+        Option("--seed", "PRODUCER_SEED", int, None,
+               "random seed; the same seed gives the same events, event ids included "
+               "(default: a new one per run, printed at the start)"),
         Option("--users", "PRODUCER_USERS", _positive(int), DEFAULT_USERS,
                "size of the simulated user population (default: %(default)s)"),
         Option("--failure-rate", "PRODUCER_FAILURE_RATE", _fraction, DEFAULT_FAILURE_RATE,
@@ -374,7 +376,9 @@ def parse_config(
         rate=args.rate,
         duration_s=args.duration,
         follow=args.follow,
-        seed=args.seed,
+        # Without --seed every run gets its own events: two runs with one fixed default seed
+        # would send identical event ids, and the job counts a repeated id only once.
+        seed=args.seed if args.seed is not None else secrets.randbelow(2**31),
         users=args.users,
         failure_rate=args.failure_rate,
         attack_probability=args.attack_probability,

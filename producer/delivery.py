@@ -9,12 +9,13 @@ neither lose nor duplicate records.
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import logging
+import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from kafka import KafkaAdminClient, KafkaProducer
 from kafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
@@ -23,6 +24,8 @@ from producer.config import KafkaConnection, ProducerConfig
 from producer.events import LoginRecord
 
 log = logging.getLogger(__name__)
+
+ATTEMPT_TIMEOUT_S = 2.0  # one bootstrap attempt; attempts repeat until --connect-timeout
 
 
 class BrokerUnreachableError(RuntimeError):
@@ -72,11 +75,70 @@ def auth_failed_message(connection: KafkaConnection, detail: object) -> str:
     )
 
 
-def _connection_error(connection: KafkaConnection, exc: Exception) -> BrokerUnreachableError:
-    name = type(exc).__name__
-    if "Authentication" in name or "SaslAuthentication" in str(exc):
-        return BrokerUnreachableError(auth_failed_message(connection, exc))
-    return BrokerUnreachableError(unreachable_message(connection, exc))
+class _AuthFailureWatch(logging.Handler):
+    """Notices authentication failures, which kafka-python only logs while it retries.
+
+    Brokers answer a wrong SCRAM password by closing the connection, and kafka-python
+    3.0 often reports just "socket disconnected". A connection lost *after* the broker's
+    version was negotiated (so Kafka is reachable and answering) but before it was ready
+    can only have failed in the SASL step; two of those in a row count as a refusal.
+    """
+
+    def __init__(self, sasl: bool) -> None:
+        super().__init__(level=logging.WARNING)
+        self.sasl = sasl
+        self.lost_during_auth = 0
+        self.failure: str | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if "AuthenticationFailed" in message or "Authentication failed" in message:
+            self.failure = message
+        elif self.sasl and "Connection lost" in message and "broker_version=(" in message:
+            self.lost_during_auth += 1
+            if self.lost_during_auth >= 2:
+                self.failure = "the broker closed the connection during SASL authentication"
+
+
+Client = TypeVar("Client")
+
+
+def connect_with_retry(connection: KafkaConnection, make: Callable[..., Client]) -> Client:
+    """``make(**kafka_options)``, retried with backoff until the connect timeout.
+
+    Each attempt gets a short bootstrap timeout so that a refused password is reported
+    after seconds, not after the whole timeout. kafka-python's own per-attempt errors are
+    kept off the console; the caller gets one clear :class:`BrokerUnreachableError`.
+    """
+    deadline = time.monotonic() + connection.connect_timeout_s
+    kafka_log = logging.getLogger("kafka")
+    watch = _AuthFailureWatch(sasl=connection.security_protocol.startswith("SASL"))
+    saved = kafka_log.level, kafka_log.propagate
+    kafka_log.setLevel(logging.WARNING)
+    kafka_log.propagate = False
+    kafka_log.addHandler(watch)
+    delay = 0.25
+    try:
+        while True:
+            attempt_s = max(0.5, min(deadline - time.monotonic(), ATTEMPT_TIMEOUT_S))
+            options = {
+                **connection.kafka_python_options(),
+                "bootstrap_timeout_ms": int(attempt_s * 1000),
+            }
+            try:
+                return make(**options)
+            except (KafkaError, OSError) as exc:
+                last_error: Exception = exc
+            if watch.failure:
+                raise BrokerUnreachableError(auth_failed_message(connection, watch.failure))
+            if time.monotonic() + delay >= deadline:
+                raise BrokerUnreachableError(unreachable_message(connection, last_error))
+            time.sleep(delay)  # backoff between attempts, bounded by the deadline
+            delay = min(delay * 2, 4.0)
+    finally:
+        kafka_log.removeHandler(watch)
+        kafka_log.setLevel(saved[0])
+        kafka_log.propagate = saved[1]
 
 
 def ensure_topic(connection: KafkaConnection, topic: str, partitions: int) -> bool:
@@ -85,10 +147,7 @@ def ensure_topic(connection: KafkaConnection, topic: str, partitions: int) -> bo
     The replication factor is left to the broker (``default.replication.factor``), which
     is 1 on the single-node setups here and stays right on real clusters.
     """
-    try:
-        admin = KafkaAdminClient(**connection.kafka_python_options())
-    except (KafkaTimeoutError, KafkaError, OSError) as exc:
-        raise _connection_error(connection, exc) from exc
+    admin = connect_with_retry(connection, KafkaAdminClient)
     try:
         if topic in admin.list_topics():
             return False
@@ -108,17 +167,17 @@ class KafkaPythonPublisher:
     def __init__(self, config: ProducerConfig) -> None:
         self.stats = DeliveryStats()
         self.topic = config.topic
-        try:
-            self._producer = KafkaProducer(
+        self._producer = connect_with_retry(
+            config.kafka,
+            functools.partial(
+                KafkaProducer,
                 acks="all",
                 enable_idempotence=True,
                 compression_type=None if config.compression == "none" else config.compression,
                 linger_ms=config.linger_ms,
                 batch_size=config.batch_size,
-                **config.kafka.kafka_python_options(),
-            )
-        except (KafkaTimeoutError, KafkaError, OSError) as exc:
-            raise _connection_error(config.kafka, exc) from exc
+            ),
+        )
 
     def _acknowledged(self, metadata: Any) -> None:
         self.stats.acknowledged += 1
@@ -149,22 +208,6 @@ class KafkaPythonPublisher:
         self._producer.close(timeout=5)
 
 
-@contextlib.contextmanager
-def quiet_kafka_logs() -> Iterator[None]:
-    """Hide kafka-python's per-attempt errors while it retries the bootstrap.
-
-    The retries are expected (the broker may still be starting); if they run out, the
-    caller prints one clear message instead of a page of ECONNREFUSED.
-    """
-    kafka_log = logging.getLogger("kafka")
-    level = kafka_log.level
-    kafka_log.setLevel(logging.CRITICAL)
-    try:
-        yield
-    finally:
-        kafka_log.setLevel(level)
-
-
 def open_publisher(config: ProducerConfig) -> Publisher:
     """The publisher for ``config.client``, connected, with the topic in place."""
     log.info(
@@ -172,10 +215,9 @@ def open_publisher(config: ProducerConfig) -> Publisher:
         config.kafka.bootstrap_servers,
         config.kafka.connect_timeout_s,
     )
-    with quiet_kafka_logs():
-        ensure_topic(config.kafka, config.topic, config.partitions)
-        if config.client == "confluent":
-            from producer.confluent_delivery import ConfluentPublisher
+    ensure_topic(config.kafka, config.topic, config.partitions)
+    if config.client == "confluent":
+        from producer.confluent_delivery import ConfluentPublisher
 
-            return ConfluentPublisher(config)
-        return KafkaPythonPublisher(config)
+        return ConfluentPublisher(config)
+    return KafkaPythonPublisher(config)

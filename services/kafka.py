@@ -87,7 +87,13 @@ def broker_answers(bootstrap_servers: str, timeout_s: float = 2.0) -> bool:
 
 
 def port_is_free(host: str, port: int) -> bool:
+    """True unless another process listens on ``host:port``.
+
+    SO_REUSEADDR, as the broker's own server socket uses, so connections left in
+    TIME_WAIT by a broker that just stopped do not count as "in use".
+    """
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((socket.gethostbyname(host), port))
         except OSError as exc:

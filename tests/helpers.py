@@ -45,6 +45,12 @@ class JobRun:
     output_dir: Path
 
     @property
+    def output(self) -> str:
+        """Everything the job printed. spark-submit merges the Python driver's stderr into
+        its stdout, so the job's error messages arrive on stdout."""
+        return self.result.stdout + self.result.stderr
+
+    @property
     def monthly(self) -> dict[str, tuple[int, int, int]]:
         """``month -> (logins, successful, failed)`` from the job's CSV."""
         with (self.output_dir / "monthly_logins.csv").open(newline="") as handle:
@@ -186,3 +192,117 @@ def compose_model(*files: str, profiles: tuple[str, ...] = ()) -> dict:
     result = compose(*args, "config", "--format", "json")
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
+
+
+def record_reliability(name: str, **row: object) -> None:
+    """Keep a reliability test's figures for docs/RELIABILITY.md (scripts/reliability_report.py)."""
+    import json
+
+    from services.settings import PROJECT_ROOT
+
+    folder = PROJECT_ROOT / "output" / "reliability"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.json").write_text(json.dumps(row, indent=2) + "\n")
+
+
+def produce_with_metadata(
+    bootstrap_servers: str, topic: str, values: list[bytes | None], **config: object
+) -> list[tuple[int, int]]:
+    """Publish ``values`` with a plain kafka-python producer; their (partition, offset).
+
+    Records are keyed (a null value needs a key) and spread over partitions by the key.
+    """
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(
+        bootstrap_servers=bootstrap_servers, acks="all", max_request_size=2 * 1024 * 1024, **config
+    )
+    futures = [producer.send(topic, key=f"k{i}".encode(), value=v) for i, v in enumerate(values)]
+    producer.flush()
+    placed = [(m.partition, m.offset) for m in (f.get(timeout=30) for f in futures)]
+    producer.close()
+    return placed
+
+
+def wait_for(condition, timeout_s: float, what: str, interval_s: float = 0.5):
+    """Poll ``condition()`` until it returns a truthy value; fail with ``what`` at the deadline."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval_s)  # poll interval, bounded by the deadline
+    pytest.fail(f"timed out after {timeout_s:.0f}s waiting for {what}")
+
+
+class RunningJob:
+    """``consumer/submit.sh`` running in the background in its own process group."""
+
+    def __init__(
+        self,
+        broker: LocalKafka,
+        topic: str,
+        work_dir: Path,
+        *extra: str,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.output_dir = work_dir / "output"
+        log_id = next(_job_logs)
+        self.stdout_path = work_dir / f"job-{log_id}.out"
+        self.stderr_path = work_dir / f"job-{log_id}.err"
+        command = submit_command(
+            "--bootstrap-servers",
+            broker.bootstrap_servers,
+            "--topic",
+            topic,
+            "--checkpoint-dir",
+            str(work_dir / "checkpoint"),
+            "--output-dir",
+            str(self.output_dir),
+            *extra,
+        )
+        with self.stdout_path.open("w") as out, self.stderr_path.open("w") as err:
+            self.process = subprocess.Popen(
+                command,
+                env=submit_env(**(env or {})),
+                stdout=out,
+                stderr=err,
+                start_new_session=True,
+            )
+
+    @property
+    def stdout(self) -> str:
+        return self.stdout_path.read_text()
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def kill_hard(self) -> None:
+        """kill -9 the whole job: bash, the spark-submit JVM and the Python driver."""
+        import os
+        import signal
+
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=30)
+
+    def stop(self) -> None:
+        import os
+        import signal
+
+        if self.alive():
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.kill_hard()
+
+    def monthly(self) -> dict[str, tuple[int, int, int]] | None:
+        try:
+            return JobRun(subprocess.CompletedProcess([], 0), self.output_dir).monthly
+        except (FileNotFoundError, ValueError):
+            return None
+
+
+_job_logs = iter(range(1, 1_000_000))

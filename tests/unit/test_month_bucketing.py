@@ -175,3 +175,20 @@ def test_generated_events_bucket_like_python(spark, zone):
     rows = monthly(spark, [record(r.value, kafka_time, i) for i, r in enumerate(records)], zone)
     expected = expected_monthly((json.loads(r.value) for r in records), zone)
     assert {m: (a, b, c) for m, a, b, c in rows} == expected
+
+
+def test_a_repeated_event_id_is_counted_once_and_rejected_records_are_never_merged(spark):
+    from consumer.monthly_logins import drop_repeated_events
+
+    first = event("2024-05-05T05:05:05.005Z")
+    values = [first, first, event("2024-05-06T00:00:00.000Z"), b"junk", b"junk"]
+    classified = drop_repeated_events(classify_records(records_frame(spark, values)), "1 hour")
+    outcomes = aggregate_outcomes(classified)
+    assert [tuple(r) for r in count_logins_per_month(classified).collect()] == [
+        ("2024-05", 2, 2, 0)
+    ]
+    assert {r.reason: r.records for r in rejected_table(outcomes).collect()} == {
+        "not_json_object": 2
+    }
+    every_record = classify_records(records_frame(spark, values))
+    assert drop_repeated_events(every_record, None) is every_record

@@ -114,3 +114,10 @@ def test_password_comes_from_file_or_environment_and_is_not_in_repr(tmp_path):
 )
 def test_durations(text, seconds):
     assert parse_duration(text) == seconds
+
+
+def test_each_run_gets_its_own_seed_unless_one_is_given():
+    seeds = {parse_config([], env={}, now=NOW).seed for _ in range(5)}
+    assert len(seeds) == 5  # identical default seeds would repeat event ids across runs
+    assert parse_config(["--seed", "7"], env={}, now=NOW).seed == 7
+    assert parse_config([], env={"PRODUCER_SEED": "9"}, now=NOW).seed == 9

@@ -52,6 +52,10 @@ local-status: $(STAMP) ## Is the local broker running and answering?
 demo: $(STAMP) ## Backfill ~50k events, count them per month with Spark, check the sum
 	$(PY) -m services.demo
 
+.PHONY: report
+report: $(STAMP) ## Chart the job's CSV as reports/monthly_logins.png (INPUT=... OUTPUT=... to change)
+	$(PY) -m reporting.monthly_chart $(if $(INPUT),--input $(INPUT)) $(if $(OUTPUT),--output $(OUTPUT))
+
 .PHONY: produce
 produce: $(STAMP) ## Run the producer on the host; pass flags with ARGS="--rate 200"
 	$(PY) -m producer $(ARGS)

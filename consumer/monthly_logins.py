@@ -702,7 +702,8 @@ class BatchReporter(StreamingQueryListener):
         print(
             f"[{APP_NAME}] batch {progress.batchId}: {progress.numInputRows:,} records read, "
             f"{rejected:,} rejected, {repeated:,} repeated event ids dropped, "
-            f"{duration_ms / 1000:.2f} s ({progress.processedRowsPerSecond:,.0f} records/s)",
+            f"{duration_ms / 1000:.2f} s (input {progress.inputRowsPerSecond:,.0f} records/s, "
+            f"processed {progress.processedRowsPerSecond:,.0f} records/s)",
             flush=True,
         )
 

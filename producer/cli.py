@@ -109,7 +109,7 @@ def produce(config: ProducerConfig, publisher: Publisher, stop: StopFlag) -> Run
     total = config.count if config.backfill and not config.follow else None
     if not config.backfill and config.duration_s is None:
         total = config.count
-    progress = make_progress(config.progress, total)
+    progress = make_progress(config.progress, total, interval_s=config.progress_interval_s)
     started = time.monotonic()
     try:
         if config.backfill:

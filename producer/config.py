@@ -93,6 +93,7 @@ class ProducerConfig:
     batch_size: int = 256 * 1024
     compression: str = "lz4"
     progress: str = "auto"
+    progress_interval_s: float = 5.0
     summary_json: Path | None = None
 
     @property
@@ -252,6 +253,8 @@ OPTION_GROUPS: dict[str, tuple[Option, ...]] = {
                "record batch compression (default: %(default)s)"),
         Option("--progress", "PRODUCER_PROGRESS", _choice(PROGRESS_MODES), "auto",
                "progress bar on a terminal, log lines otherwise (default: %(default)s)"),
+        Option("--progress-interval", "PRODUCER_PROGRESS_INTERVAL", parse_duration, 5.0,
+               "seconds between progress log lines (default: 5s)"),
         Option("--summary-json", "PRODUCER_SUMMARY_JSON", Path, None,
                "also write the final delivery summary as JSON to this file"),
     ),
@@ -266,7 +269,8 @@ METAVARS = {
     "--rate": "EVENTS_PER_S", "--duration": "DURATION", "--follow": "BOOL", "--seed": "N",
     "--users": "N", "--failure-rate": "FRACTION", "--attack-probability": "FRACTION",
     "--client": "LIBRARY", "--linger-ms": "MS", "--batch-size": "BYTES",
-    "--compression": "CODEC", "--progress": "MODE", "--summary-json": "FILE",
+    "--compression": "CODEC", "--progress": "MODE", "--progress-interval": "DURATION",
+    "--summary-json": "FILE",
 }  # fmt: skip
 
 
@@ -387,5 +391,6 @@ def parse_config(
         batch_size=args.batch_size,
         compression=args.compression,
         progress=args.progress,
+        progress_interval_s=args.progress_interval,
         summary_json=args.summary_json,
     )

@@ -90,12 +90,17 @@ class LogProgress:
         pass
 
 
-def make_progress(mode: str, total: int | None, stream: TextIO = sys.stderr) -> Progress:
+def make_progress(
+    mode: str,
+    total: int | None,
+    stream: TextIO = sys.stderr,
+    interval_s: float = LOG_INTERVAL_S,
+) -> Progress:
     """``auto`` picks the bar on a terminal and log lines anywhere else."""
     if mode == "auto":
         mode = "bar" if stream.isatty() else "log"
     if mode == "bar":
         return BarProgress(total, stream)
     if mode == "log":
-        return LogProgress(total)
+        return LogProgress(total, interval_s)
     return NoProgress()

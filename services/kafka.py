@@ -86,6 +86,33 @@ def broker_answers(bootstrap_servers: str, timeout_s: float = 2.0) -> bool:
             admin.close()
 
 
+def read_topic(bootstrap_servers: str, topic: str, expected: int, timeout_s: float = 60) -> list:
+    """Every record on ``topic``, read with a plain kafka-python consumer (no group).
+
+    Polls until ``expected`` records arrived or ``timeout_s`` passed; tests and benchmarks
+    use it to compute the truth independently of the Spark job.
+    """
+    from kafka import KafkaConsumer
+
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap_servers,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
+        consumer_timeout_ms=1000,
+    )
+    records: list = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while len(records) < expected and time.monotonic() < deadline:
+            for batch in consumer.poll(timeout_ms=500).values():
+                records.extend(batch)
+    finally:
+        consumer.close()
+    return records
+
+
 def port_is_free(host: str, port: int) -> bool:
     """True unless another process listens on ``host:port``.
 
@@ -256,8 +283,8 @@ class LocalKafka:
             java,
             "kafka.tools.StorageTool",
             "format",
-            "--cluster-id",
-            _new_cluster_id(),
+            # "=" form: a random id may start with "-", which would look like an option.
+            f"--cluster-id={_new_cluster_id()}",
             "--config",
             str(self.properties_file),
             "--ignore-formatted",

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from services.kafka import LocalKafka
+from services.kafka import LocalKafka, read_topic  # noqa: F401 - re-exported for tests
 from services.spark_submit import submit_command, submit_env
 
 
@@ -106,31 +106,6 @@ def run_job(
             f"stderr:\n{result.stderr[-5000:]}"
         )
     return JobRun(result, output_dir)
-
-
-def read_topic(bootstrap_servers: str, topic: str, expected: int, timeout_s: float = 60) -> list:
-    """Every record on ``topic`` (raw kafka-python consumer), polling until ``expected`` arrive."""
-    import time
-
-    from kafka import KafkaConsumer
-
-    consumer = KafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap_servers,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        group_id=None,
-        consumer_timeout_ms=1000,
-    )
-    records: list = []
-    deadline = time.monotonic() + timeout_s
-    try:
-        while len(records) < expected and time.monotonic() < deadline:
-            for batch in consumer.poll(timeout_ms=500).values():
-                records.extend(batch)
-    finally:
-        consumer.close()
-    return records
 
 
 def produce_raw(bootstrap_servers: str, topic: str, values: Iterable[bytes | None]) -> int:

@@ -79,3 +79,19 @@ def test_missing_java_stops_start_with_advice(tmp_path, monkeypatch):
     broker = LocalKafka(home=tmp_path / "k", port=free_port(), controller_port=free_port())
     with pytest.raises(LocalKafkaError, match="JAVA_HOME"):
         broker.start()
+
+
+def test_a_cluster_id_starting_with_a_dash_is_not_taken_for_an_option(tmp_path, monkeypatch):
+    import base64
+
+    import services.kafka
+
+    dashed = base64.urlsafe_b64encode(bytes([0xF8]) + bytes(15)).rstrip(b"=").decode()
+    assert dashed.startswith("-")
+    monkeypatch.setattr(services.kafka, "_new_cluster_id", lambda: dashed)
+    broker = LocalKafka(home=tmp_path, port=free_port(), controller_port=free_port())
+    try:
+        broker.start()
+        assert f"cluster.id={dashed}" in (tmp_path / "data" / "meta.properties").read_text()
+    finally:
+        broker.stop()

@@ -118,3 +118,31 @@ def test_sigterm_flushes_and_every_acknowledged_event_is_on_the_topic(kafka_brok
     records = read_topic(kafka_broker.bootstrap_servers, topic, acknowledged + 1, timeout_s=5)
     assert len(records) == acknowledged
     assert len({json.loads(r.value)["event_id"] for r in records}) == acknowledged
+
+
+def test_in_a_pipe_progress_is_a_periodic_log_line(kafka_broker, topic):
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_broker.bootstrap_servers}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "producer",
+            "--topic",
+            topic,
+            "--rate",
+            "200",
+            "--duration",
+            "3s",
+            "--progress-interval",
+            "0.5s",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stderr.splitlines() if " acknowledged, " in line]
+    assert len(lines) >= 3
+    assert all("INFO producer: " in line and "events/s" in line for line in lines)

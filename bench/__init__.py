@@ -1,0 +1,1 @@
+"""Benchmarks: the pipeline against Kafka's own tools (make bench)."""

@@ -1,0 +1,1 @@
+"""Charts from the Spark job's CSV output (``make report``)."""

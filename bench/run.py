@@ -79,6 +79,17 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def create_topic(broker: LocalKafka, topic: str, partitions: int = 3) -> None:
+    """Topics are created explicitly: the broker refuses to auto-create them."""
+    from kafka import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap_servers)
+    try:
+        admin.create_topics({topic: {"num_partitions": partitions}}, wait_for_metadata=True)
+    finally:
+        admin.close()
+
+
 def backfill_range() -> tuple[int, int]:
     end = datetime.now(timezone.utc)
     return to_epoch_ms(end - timedelta(days=730)), to_epoch_ms(end)
@@ -176,6 +187,8 @@ def bench_producer(broker: LocalKafka, sizes: Sizes, work: Path) -> list[Figure]
     start, end = backfill_range()
     records = list(LoginEventGenerator(seed=7).backfill(start, end, sizes.producer))
     mean_size = statistics.fmean(len(r.value) for r in records)
+    create_topic(broker, "bench-bare")
+    create_topic(broker, "bench-perf")
     bare = bare_kafka_python(broker, "bench-bare", records)
     perf, perf_command = perf_test_producer(broker, "bench-perf", records, work)
     ours = run_producer(broker, "bench-producer", sizes.producer, "kafka-python", work)
@@ -268,18 +281,14 @@ def bench_latency(broker: LocalKafka, sizes: Sizes, work: Path) -> list[Figure]:
     """Event creation -> the batch that counts it is committed (its CSV already written)."""
     topic = "bench-latency"
     checkpoint = work / "latency-ck"
+    create_topic(broker, topic)
+    job_log = (work / "latency-job.log").open("w")
     job = subprocess.Popen(
         submit_command("--bootstrap-servers", broker.bootstrap_servers, "--topic", topic,
                        "--checkpoint-dir", str(checkpoint), "--output-dir",
                        str(work / "latency-out"), "--starting-offsets", "earliest"),
-        env=submit_env(), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-        start_new_session=True,
+        env=submit_env(), stdout=job_log, stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
-    from kafka import KafkaAdminClient
-
-    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap_servers)
-    admin.create_topics({topic: {"num_partitions": 3}}, wait_for_metadata=True)
-    admin.close()
     # Let the job start before the clock matters: wait (bounded) for its first commit.
     deadline = time.monotonic() + 120
     while not (checkpoint / "monthly" / "commits").exists() and time.monotonic() < deadline:
@@ -293,6 +302,7 @@ def bench_latency(broker: LocalKafka, sizes: Sizes, work: Path) -> list[Figure]:
     time.sleep(15)  # let the last trigger (10 s) pick up the tail before stopping the job
     os.killpg(job.pid, 15)
     job.wait(timeout=60)
+    job_log.close()
     latencies = _latencies(broker, topic, checkpoint / "monthly")
     p50, p95 = (statistics.quantiles(latencies, n=100)[i] for i in (49, 94))
     return [Figure(

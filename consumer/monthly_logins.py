@@ -594,10 +594,12 @@ def write_csv_atomically(path: Path, header: Sequence[str], rows: Sequence[Seque
 
 
 class MonthlyOutput:
-    """foreachBatch sink of the aggregation: prints the table, writes the CSV files."""
+    """foreachBatch sink of the aggregation: prints the table, writes the CSV files, and has
+    the batch's rejected records quarantined."""
 
-    def __init__(self, options: JobOptions) -> None:
+    def __init__(self, options: JobOptions, quarantine: Quarantine | None = None) -> None:
         self.options = options
+        self.quarantine = quarantine
         self.batches_written = 0
 
     def __call__(self, outcomes: DataFrame, batch_id: int) -> None:
@@ -607,6 +609,8 @@ class MonthlyOutput:
             rejected = [tuple(r) for r in rejected_table(outcomes).collect()]
         finally:
             outcomes.unpersist()
+        if self.quarantine is not None:
+            self.quarantine.after_batch(batch_id, sum(count for _, count in rejected))
         print(format_report(batch_id, self.options.timezone, months, rejected), flush=True)
         if self.options.output_dir:
             out = Path(self.options.output_dir)
@@ -639,19 +643,67 @@ def format_report(
     return "\n".join(text)
 
 
-class QuarantineWriter:
-    """foreachBatch sink for rejected records: one folder per batch, rewritten on replay.
+class Quarantine:
+    """Rejected records, each with its reason, topic, partition, offset and raw value.
 
-    Keeping the raw value (base64), reason, partition and offset means a rejected record
-    can be inspected, fixed and re-published; nothing is lost.
+    Reading the topic a second time, in a query of its own, would double the job's cost
+    for records that are usually absent. Instead, after each batch the counting query's
+    own totals tell whether that batch rejected anything; only then is exactly that
+    batch's offset range (from Spark's offset log in the checkpoint) read again, and the
+    rejected records are written to ``batch=<id>/``. Replaying a batch after a crash reads
+    the same range and overwrites the same folder: nothing lost, nothing duplicated.
     """
 
-    def __init__(self, directory: str) -> None:
-        self.directory = directory
+    def __init__(self, options: JobOptions, spark: SparkSession) -> None:
+        self.options = options
+        self.spark = spark
+        self.offsets_dir = Path(options.checkpoint_dir) / "monthly" / "offsets"
+        self.initial_offsets = Path(options.checkpoint_dir) / "monthly" / "sources" / "0" / "0"
+        self.progress_dir = Path(options.checkpoint_dir) / "quarantine-progress"
 
-    def __call__(self, rejected: DataFrame, batch_id: int) -> None:
-        target = f"{self.directory}/batch={batch_id:010d}"
-        rows = rejected.select(
+    def after_batch(self, batch_id: int, rejected_total: int) -> None:
+        """Quarantine this batch's rejected records, if it had any."""
+        previous = self._recorded_total(batch_id - 1) if batch_id > 0 else 0
+        if previous is None or rejected_total > previous:
+            self._extract(batch_id)
+        self.progress_dir.mkdir(parents=True, exist_ok=True)
+        marker = self.progress_dir / str(batch_id)
+        marker.with_suffix(".tmp").write_text(f"{rejected_total}\n")
+        marker.with_suffix(".tmp").replace(marker)
+
+    def _recorded_total(self, batch_id: int) -> int | None:
+        try:
+            return int((self.progress_dir / str(batch_id)).read_text())
+        except (OSError, ValueError):
+            return None  # unknown (e.g. a checkpoint from before this file): extract
+
+    @staticmethod
+    def _offsets(path: Path) -> dict[str, dict[str, int]]:
+        """The Kafka offsets JSON of an offset-log or initial-offsets file (its last line)."""
+        lines = path.read_bytes().decode("utf-8", "replace").strip().splitlines()
+        return json.loads(lines[-1])
+
+    def _extract(self, batch_id: int) -> None:
+        end = self._offsets(self.offsets_dir / str(batch_id))
+        if batch_id == 0:
+            start = self._offsets(self.initial_offsets)
+        else:
+            start = self._offsets(self.offsets_dir / str(batch_id - 1))
+        # Partitions that appeared during this batch start at their beginning (-2).
+        start = {t: {p: start.get(t, {}).get(p, -2) for p in parts} for t, parts in end.items()}
+        reader = (
+            self.spark.read.format("kafka")
+            .option("subscribe", self.options.topic)
+            .option("startingOffsets", json.dumps(start))
+            .option("endingOffsets", json.dumps(end))
+        )
+        for key, value in self.options.kafka_properties().items():
+            reader = reader.option(f"kafka.{key}", value)
+        records = reader.load().withColumnRenamed("timestamp", "kafka_timestamp")
+        rejected = classify_records(records, self.options.max_future_seconds).where(
+            F.col("rejected_reason").isNotNull()
+        )
+        rejected.select(
             F.col("rejected_reason").alias("reason"),
             "topic",
             "partition",
@@ -662,13 +714,9 @@ class QuarantineWriter:
             F.col("key").cast("string").alias("key"),
             F.length("value").alias("value_bytes"),
             F.base64("value").alias("value_base64"),
+        ).coalesce(1).write.mode("overwrite").json(
+            f"{self.options.quarantine_dir}/batch={batch_id:010d}"
         )
-        rows.persist()  # read the batch from Kafka once, for the check and the write
-        try:
-            if not rows.isEmpty():
-                rows.coalesce(1).write.mode("overwrite").json(target)
-        finally:
-            rows.unpersist()
 
 
 # --------------------------------------------------------------------------------------------
@@ -845,7 +893,7 @@ def read_kafka(spark: SparkSession, options: JobOptions) -> DataFrame:
 
 
 def start_queries(spark: SparkSession, options: JobOptions) -> list[StreamingQuery]:
-    """The counting query and the quarantine query, each with its own checkpoint."""
+    """The counting query; its sink also has each batch's rejected records quarantined."""
     classified = classify_records(read_kafka(spark, options), options.max_future_seconds)
     observed = classified.observe(
         "batch",
@@ -862,7 +910,7 @@ def start_queries(spark: SparkSession, options: JobOptions) -> list[StreamingQue
             return writer.trigger(availableNow=True)
         return writer.trigger(processingTime=options.trigger)
 
-    monthly_output = MonthlyOutput(options)
+    monthly_output = MonthlyOutput(options, Quarantine(options, spark))
     counting = with_trigger(
         aggregate_outcomes(unique)
         .writeStream.queryName(APP_NAME)
@@ -870,15 +918,8 @@ def start_queries(spark: SparkSession, options: JobOptions) -> list[StreamingQue
         .option("checkpointLocation", f"{options.checkpoint_dir}/monthly")
         .foreachBatch(monthly_output)
     ).start()
-    quarantine = with_trigger(
-        classified.where(F.col("rejected_reason").isNotNull())
-        .writeStream.queryName(f"{APP_NAME}_quarantine")
-        .outputMode("append")
-        .option("checkpointLocation", f"{options.checkpoint_dir}/quarantine-progress")
-        .foreachBatch(QuarantineWriter(options.quarantine_dir))
-    ).start()
     counting.monthly_output = monthly_output  # type: ignore[attr-defined]
-    return [counting, quarantine]
+    return [counting]
 
 
 def print_previous_result(options: JobOptions) -> None:
@@ -926,6 +967,7 @@ def run(spark: SparkSession, options: JobOptions) -> None:
                 query.awaitTermination()
         else:
             spark.streams.awaitAnyTermination()
+        drained_s = time.monotonic() - started
     except PySparkException as exc:
         raise explain_failure(exc, options) from None
     finally:
@@ -941,11 +983,7 @@ def run(spark: SparkSession, options: JobOptions) -> None:
         else:
             wait_for_report(reporter, queries[0])
         finished = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
-        print(
-            f"Drained {options.topic!r} in {time.monotonic() - started:.1f} s "
-            f"(finished {finished}).",
-            flush=True,
-        )
+        print(f"Drained {options.topic!r} in {drained_s:.1f} s (finished {finished}).", flush=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -96,7 +96,7 @@ ps: check-docker ## Show the containers and their health
 	$(DC) ps
 
 .PHONY: check-docker
-check-docker:
+check-docker: ## Check that docker, Compose v2 and the engine are usable (the targets above do)
 	@command -v docker >/dev/null 2>&1 || { echo "error: docker not found. Install Docker (https://docs.docker.com/engine/install/), or use the local mode: make demo" >&2; exit 1; }
 	@$(COMPOSE) version >/dev/null 2>&1 || { echo "error: '$(COMPOSE)' does not work: Docker Compose v2 is needed (https://docs.docker.com/compose/install/). With a standalone binary: make up COMPOSE=docker-compose" >&2; exit 1; }
 	@docker info >/dev/null 2>&1 || { echo "error: the Docker engine is not reachable (is it running? may you use it?). Without Docker: make demo" >&2; exit 1; }
@@ -110,6 +110,10 @@ test: $(STAMP) lint tools ## Lint, then every test: unit and integration (real K
 .PHONY: test-unit
 test-unit: $(STAMP) ## Unit tests only (no services, seconds)
 	$(PY) -m pytest -m "not integration"
+
+.PHONY: bench
+bench: $(STAMP) ## Benchmarks against Kafka's own tools (about 5 minutes); writes docs/PERFORMANCE.md
+	$(PY) -m bench.run
 
 .PHONY: reliability
 reliability: $(STAMP) ## Run the fault-injection tests and regenerate docs/RELIABILITY.md

@@ -746,12 +746,18 @@ class BatchReporter(StreamingQueryListener):
         rejected = (metrics["rejected"] or 0) if metrics is not None else 0
         repeated = (metrics["records"] - unique["records"]) if metrics and unique else 0
         duration_ms = progress.durationMs.get("triggerExecution", 0)
+        # Spark knows the arrival rate only from the second batch on.
+        arrival = (
+            f"input {progress.inputRowsPerSecond:,.0f} records/s, "
+            if progress.inputRowsPerSecond
+            else ""
+        )
         self.last_batch_id = progress.batchId
         print(
             f"[{APP_NAME}] batch {progress.batchId}: {progress.numInputRows:,} records read, "
             f"{rejected:,} rejected, {repeated:,} repeated event ids dropped, "
-            f"{duration_ms / 1000:.2f} s (input {progress.inputRowsPerSecond:,.0f} records/s, "
-            f"processed {progress.processedRowsPerSecond:,.0f} records/s)",
+            f"{duration_ms / 1000:.2f} s ({arrival}processed "
+            f"{progress.processedRowsPerSecond:,.0f} records/s)",
             flush=True,
         )
 

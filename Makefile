@@ -29,11 +29,11 @@ help: ## Show this help
 .PHONY: venv
 venv: $(STAMP) ## Create .venv and install the pinned dependencies (automatic on first use)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "error: Python 3.10+ is needed, found " + sys.version.split()[0] + " (set PYTHON=python3.x)")'
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	PYTHONWARNINGS=ignore $(PY) -m pip install --quiet -e '.[spark,report,dev]'
+	PYTHONWARNINGS=ignore $(PY) -m pip install --quiet -e '.[spark,report,confluent,dev]'
 	@touch $@
 
 .PHONY: local-up

@@ -281,3 +281,30 @@ class RunningJob:
 
 
 _job_logs = iter(range(1, 1_000_000))
+
+
+def start_producer(bootstrap_servers: str, topic: str, *args: str) -> subprocess.Popen[str]:
+    """``python -m producer`` in the background against ``topic``, output captured."""
+    import os
+    import sys
+
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap_servers, "LOGINS_TOPIC": topic}
+    return subprocess.Popen(
+        [sys.executable, "-m", "producer", "--progress", "none", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def make_help() -> str:
+    from services.settings import PROJECT_ROOT
+
+    return subprocess.run(
+        ["make", "--no-print-directory", "help"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout

@@ -12,7 +12,6 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from datetime import datetime, timedelta, timezone
 
@@ -28,6 +27,7 @@ from tests.helpers import (
     read_topic,
     record_reliability,
     run_job,
+    start_producer,
     wait_for,
 )
 
@@ -159,31 +159,17 @@ def test_killing_the_job_repeatedly_loses_and_duplicates_nothing(kafka_broker, t
     """kill -9 the running job at random moments while events keep arriving, then resume."""
     seed = int(os.environ.get("RELIABILITY_SEED", random.randrange(1_000_000)))
     rng = random.Random(seed)
-    env = {
-        **os.environ,
-        "KAFKA_BOOTSTRAP_SERVERS": kafka_broker.bootstrap_servers,
-        "LOGINS_TOPIC": topic,
-    }
-    producer = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "producer",
-            "--rate",
-            "400",
-            "--duration",
-            "75s",
-            "--seed",
-            str(seed),
-            "--progress",
-            "none",
-            "--summary-json",
-            str(tmp_path / "p.json"),
-        ],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    producer = start_producer(
+        kafka_broker.bootstrap_servers,
+        topic,
+        "--rate",
+        "400",
+        "--duration",
+        "75s",
+        "--seed",
+        str(seed),
+        "--summary-json",
+        str(tmp_path / "p.json"),
     )
     kills = []
     try:
@@ -240,29 +226,15 @@ def test_broker_restarts_while_producing_keep_exactly_the_acknowledged_events(
 ):
     broker = restartable_broker
     summary = tmp_path / "summary.json"
-    env = {
-        **os.environ,
-        "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
-        "LOGINS_TOPIC": "restarts",
-    }
-    producer = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "producer",
-            "--rate",
-            "2000",
-            "--duration",
-            "40s",
-            "--progress",
-            "none",
-            "--summary-json",
-            str(summary),
-        ],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    producer = start_producer(
+        broker.bootstrap_servers,
+        "restarts",
+        "--rate",
+        "2000",
+        "--duration",
+        "40s",
+        "--summary-json",
+        str(summary),
     )
     try:
         wait_for(
@@ -308,29 +280,15 @@ def test_broker_restarts_while_producing_keep_exactly_the_acknowledged_events(
 
 def test_sigterm_during_a_backfill_loses_no_acknowledged_event(kafka_broker, topic, tmp_path):
     summary = tmp_path / "summary.json"
-    env = {
-        **os.environ,
-        "KAFKA_BOOTSTRAP_SERVERS": kafka_broker.bootstrap_servers,
-        "LOGINS_TOPIC": topic,
-    }
-    producer = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "producer",
-            "--months",
-            "6",
-            "--count",
-            "2000000",
-            "--progress",
-            "none",
-            "--summary-json",
-            str(summary),
-        ],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    producer = start_producer(
+        kafka_broker.bootstrap_servers,
+        topic,
+        "--months",
+        "6",
+        "--count",
+        "2000000",
+        "--summary-json",
+        str(summary),
     )
     wait_for(
         lambda: read_topic(kafka_broker.bootstrap_servers, topic, 1, timeout_s=1),

@@ -6,18 +6,13 @@ import re
 import subprocess
 
 from services.settings import PROJECT_ROOT
+from tests.helpers import make_help
 
 
 def test_every_phony_target_has_a_help_line():
     makefile = (PROJECT_ROOT / "Makefile").read_text()
     phony = set(re.findall(r"^\.PHONY: (\S+)$", makefile, re.M))
-    help_text = subprocess.run(
-        ["make", "--no-print-directory", "help"],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    help_text = make_help()
     listed = {line.split()[0] for line in help_text.splitlines() if line.startswith("  ")}
     assert phony == listed
     assert {"demo", "test", "up", "submit", "down", "report", "bench", "audit"} <= listed

@@ -4,26 +4,20 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 
 from jsonschema import Draft202012Validator, FormatChecker
 
 from consumer.monthly_logins import build_parser
 from producer.config import OPTION_GROUPS
 from services.settings import PROJECT_ROOT
+from tests.helpers import make_help
 
 README = (PROJECT_ROOT / "README.md").read_text()
 
 
 def test_the_make_targets_block_is_the_output_of_make_help():
     block = README.split("## All `make` targets\n\n```text\n", 1)[1].split("```", 1)[0]
-    help_text = subprocess.run(
-        ["make", "--no-print-directory", "help"],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    help_text = make_help()
     assert block.strip("\n") == help_text.strip("\n")
 
 

@@ -14,6 +14,20 @@ from services.settings import PROJECT_ROOT
 CSV = "month,logins,successful,failed\n2024-01,100,90,10\n2024-02,250,240,10\n2024-03,40,40,0\n"
 
 
+def make_report(source, target) -> subprocess.CompletedProcess[str]:
+    """``make report`` as the Makefile runs it."""
+    command = [
+        sys.executable,
+        "-m",
+        "reporting.monthly_chart",
+        "--input",
+        str(source),
+        "--output",
+        str(target),
+    ]
+    return subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, check=False)
+
+
 def test_chart_has_a_stacked_bar_pair_per_month_and_the_totals_in_the_title(tmp_path):
     source = tmp_path / "monthly_logins.csv"
     source.write_text(CSV)
@@ -35,21 +49,7 @@ def test_chart_has_a_stacked_bar_pair_per_month_and_the_totals_in_the_title(tmp_
 def test_make_report_writes_a_readme_sized_png(tmp_path):
     source, target = tmp_path / "in.csv", tmp_path / "chart" / "out.png"
     source.write_text(CSV)
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "reporting.monthly_chart",
-            "--input",
-            str(source),
-            "--output",
-            str(target),
-        ],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = make_report(source, str(target))
     assert result.returncode == 0, result.stderr
     assert result.stdout == f"Wrote {target} (3 months, 390 logins).\n"
     with Image.open(target) as image:
@@ -74,21 +74,7 @@ def test_bad_input_is_explained(tmp_path, content, message):
         source.write_text(content)
     with pytest.raises(ReportError, match=message):
         read_monthly_csv(source)
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "reporting.monthly_chart",
-            "--input",
-            str(source),
-            "--output",
-            str(tmp_path / "x.png"),
-        ],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = make_report(source, str(tmp_path / "x.png"))
     assert result.returncode == 1
     assert result.stderr.startswith("error: ")
     assert not (tmp_path / "x.png").exists()

@@ -202,6 +202,8 @@ class KafkaPythonPublisher:
                 compression_type=None if config.compression == "none" else config.compression,
                 linger_ms=config.linger_ms,
                 batch_size=config.batch_size,
+                # Per-record client metrics cost time on every send and nothing reads them.
+                metrics_enabled=False,
             ),
         )
         self._partition_of = KeyPartitions(self._producer.partitions_for(self.topic))

@@ -838,20 +838,25 @@ def check_kafka(spark: SparkSession, options: JobOptions) -> int:
         admin.close()
 
 
-def check_checkpoint(options: JobOptions) -> None:
-    """Refuse a checkpoint written for another topic, time zone or deduplication setting.
-
-    Spark would resume from it without complaint and mix months of two time zones (or
-    offsets of two topics) into one table, or fail deep in its state store when the
-    deduplication step appears or disappears. The job records what it was started with
-    in ``pipeline.json`` next to Spark's own files.
-    """
-    identity = {
+def checkpoint_identity(options: JobOptions) -> dict[str, Any]:
+    """What a checkpoint is only valid for: ``pipeline.json`` next to Spark's own files."""
+    return {
         "job": APP_NAME,
         "topic": options.topic,
         "timezone": options.timezone,
         "deduplication": options.dedupe_window is not None,
     }
+
+
+def check_checkpoint(options: JobOptions) -> None:
+    """Refuse a checkpoint written for another topic, time zone or deduplication setting.
+
+    Spark would resume from it without complaint and mix months of two time zones (or
+    offsets of two topics) into one table, or fail deep in its state store when the
+    deduplication step appears or disappears. Only files are read, so this runs before
+    the Spark session starts and a wrong checkpoint is refused in a second.
+    """
+    identity = checkpoint_identity(options)
     marker = Path(options.checkpoint_dir) / "pipeline.json"
     if marker.exists():
         try:
@@ -875,8 +880,14 @@ def check_checkpoint(options: JobOptions) -> None:
             "Use a new --checkpoint-dir.",
             EXIT_CHECKPOINT,
         )
-    marker.parent.mkdir(parents=True, exist_ok=True)
-    marker.write_text(json.dumps(identity, indent=2) + "\n")
+
+
+def record_checkpoint_identity(options: JobOptions) -> None:
+    """Written once Kafka has answered, so a run that never started claims no checkpoint."""
+    marker = Path(options.checkpoint_dir) / "pipeline.json"
+    if not marker.exists():
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(json.dumps(checkpoint_identity(options), indent=2) + "\n")
 
 
 def read_kafka(spark: SparkSession, options: JobOptions) -> DataFrame:
@@ -962,7 +973,7 @@ def wait_for_report(reporter: BatchReporter, query: StreamingQuery, timeout_s: f
 
 def run(spark: SparkSession, options: JobOptions) -> None:
     check_kafka(spark, options)
-    check_checkpoint(options)
+    record_checkpoint_identity(options)
     reporter = BatchReporter()
     spark.streams.addListener(reporter)
     started = time.monotonic()
@@ -994,17 +1005,19 @@ def run(spark: SparkSession, options: JobOptions) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     options = parse_options(argv, os.environ)
-    spark = build_spark(options)
     try:
-        run(spark, options)
+        check_checkpoint(options)  # before Spark starts: a wrong checkpoint fails in a second
+        spark = build_spark(options)
+        try:
+            run(spark, options)
+        finally:
+            spark.stop()
     except JobError as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         return exc.exit_code
     except KeyboardInterrupt:
         print("Interrupted; progress is in the checkpoint, rerun to resume.", file=sys.stderr)
         return 130
-    finally:
-        spark.stop()
     return 0
 
 

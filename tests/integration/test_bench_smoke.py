@@ -44,6 +44,10 @@ def test_bench_smoke_reports_each_figure_with_its_reference(tmp_path):
     assert producer["ratio"] == pytest.approx(producer["value"] / producer["reference_value"])
     perf_test = figures["Producer (kafka-python) vs Kafka's tool"]
     assert perf_test["command"].startswith("kafka-producer-perf-test --topic bench-perf")
+    # Reproducible as written: the bench broker's random port is not in the command.
+    assert "bootstrap.servers=<broker>" in perf_test["command"]
+    assert {f["step"] for f in figures.values()} == {"generation", "producer"}
     text = output.read_text()
     assert "(smoke sizes: not representative)" in text
     assert "| Producer (kafka-python), generation included |" in text
+    assert "- Event generation (no Kafka): `--steps generation`" in text

@@ -112,7 +112,7 @@ test-unit: $(STAMP) ## Unit tests only (no services, seconds)
 	$(PY) -m pytest -m "not integration"
 
 .PHONY: bench
-bench: $(STAMP) ## Benchmarks against Kafka's own tools (about 5 minutes); writes docs/PERFORMANCE.md
+bench: $(STAMP) ## Benchmarks against Kafka's own tools (5 to 10 minutes); writes docs/PERFORMANCE.md
 	$(PY) -m bench.run
 
 .PHONY: reliability

@@ -1,6 +1,6 @@
 """``make bench``: the pipeline's speed next to Kafka's own tools, measured in one run.
 
-    python -m bench.run                # full run (about 10 minutes), writes docs/PERFORMANCE.md
+    python -m bench.run                # full run (5 to 10 minutes), writes docs/PERFORMANCE.md
     python -m bench.run --smoke        # seconds-sized version of every step (used by make test)
 
 Every figure is measured on one local broker in the same run as its reference, because

@@ -24,7 +24,7 @@ import re
 import sys
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -32,7 +32,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pyspark.errors import PySparkException
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, Row, SparkSession
 from pyspark.sql import functions as F  # noqa: N812 - Spark's own documented convention
 from pyspark.sql import types as T  # noqa: N812
 from pyspark.sql.streaming import StreamingQuery, StreamingQueryListener
@@ -527,33 +527,34 @@ def aggregate_outcomes(classified: DataFrame) -> DataFrame:
     )
 
 
-def monthly_table(outcomes: DataFrame) -> DataFrame:
-    """``month, logins, successful, failed``, one row per month, sorted by month."""
-    return (
-        outcomes.where(F.col("rejected_reason").isNull())
-        .select(
-            F.col("month"),
-            F.col("records").alias("logins"),
-            F.col("successful"),
-            (F.col("records") - F.col("successful")).alias("failed"),
-        )
-        .orderBy("month")
-    )
+@dataclass(frozen=True)
+class Tables:
+    """What one batch reports: the monthly table and the rejections, both sorted.
+
+    ``months``: ``(month, logins, successful, failed)``; ``rejected``: ``(reason, records)``.
+    """
+
+    months: list[tuple[str, int, int, int]]
+    rejected: list[tuple[str, int]]
 
 
-def rejected_table(outcomes: DataFrame) -> DataFrame:
-    """``reason, records``: how many records were rejected, and why."""
-    return (
-        outcomes.where(F.col("rejected_reason").isNotNull())
-        .groupBy(F.col("rejected_reason").alias("reason"))
-        .agg(F.sum("records").alias("records"))
-        .orderBy("reason")
-    )
+def tables_from_outcomes(outcomes: Iterable[Row]) -> Tables:
+    """Shape the collected rows of :func:`aggregate_outcomes` into the two tables.
 
-
-def count_logins_per_month(classified: DataFrame) -> DataFrame:
-    """The monthly table for classified records (batch or streaming)."""
-    return monthly_table(aggregate_outcomes(classified))
+    The outcomes hold one row per month and per rejection reason, a few hundred at most,
+    so they are collected once per batch and shaped here: a Spark sort and a second
+    aggregation would each be another job on every batch (measured: 0.4 s each warm).
+    """
+    months: list[tuple[str, int, int, int]] = []
+    rejected: dict[str, int] = {}
+    for row in outcomes:
+        if row["rejected_reason"] is None:
+            logins, successful = row["records"], row["successful"]
+            months.append((row["month"], logins, successful, logins - successful))
+        else:
+            reason = row["rejected_reason"]
+            rejected[reason] = rejected.get(reason, 0) + row["records"]
+    return Tables(sorted(months), sorted(rejected.items()))
 
 
 # --------------------------------------------------------------------------------------------
@@ -603,12 +604,8 @@ class MonthlyOutput:
         self.batches_written = 0
 
     def __call__(self, outcomes: DataFrame, batch_id: int) -> None:
-        outcomes.persist()
-        try:
-            months = [tuple(r) for r in monthly_table(outcomes).collect()]
-            rejected = [tuple(r) for r in rejected_table(outcomes).collect()]
-        finally:
-            outcomes.unpersist()
+        tables = tables_from_outcomes(outcomes.collect())
+        months, rejected = tables.months, tables.rejected
         if self.quarantine is not None:
             self.quarantine.after_batch(batch_id, sum(count for _, count in rejected))
         print(format_report(batch_id, self.options.timezone, months, rejected), flush=True)

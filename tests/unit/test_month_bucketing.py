@@ -6,12 +6,13 @@ import json
 from datetime import datetime, timezone
 
 import pytest
+from pyspark.sql import Row
 
 from consumer.monthly_logins import (
+    Tables,
     aggregate_outcomes,
     classify_records,
-    count_logins_per_month,
-    rejected_table,
+    tables_from_outcomes,
 )
 
 KAFKA_TIME = datetime(2024, 6, 1, tzinfo=timezone.utc)
@@ -44,10 +45,13 @@ def monthly(spark, values, zone="UTC"):
     previous = spark.conf.get("spark.sql.session.timeZone")
     spark.conf.set("spark.sql.session.timeZone", zone)
     try:
-        rows = count_logins_per_month(classify_records(records_frame(spark, values))).collect()
+        return tables(classify_records(records_frame(spark, values))).months
     finally:
         spark.conf.set("spark.sql.session.timeZone", previous)
-    return [tuple(r) for r in rows]
+
+
+def tables(classified):
+    return tables_from_outcomes(aggregate_outcomes(classified).collect())
 
 
 def test_last_millisecond_of_a_month_and_first_instant_of_the_next(spark):
@@ -146,14 +150,9 @@ def test_every_kind_of_bad_record_is_rejected_with_its_reason_and_never_counted(
     values = [v for vs in BAD_RECORDS.values() for v in vs]
     good = [event("2024-05-31T23:59:59.999Z"), event("2024-06-02T00:00:00Z")]  # exactly 1 day ahead
     classified = classify_records(records_frame(spark, values + good))
-    outcomes = aggregate_outcomes(classified)
-    assert {r.reason: r.records for r in rejected_table(outcomes).collect()} == {
-        reason: len(vs) for reason, vs in BAD_RECORDS.items()
-    }
-    assert [tuple(r) for r in count_logins_per_month(classified).collect()] == [
-        ("2024-05", 1, 1, 0),
-        ("2024-06", 1, 1, 0),
-    ]
+    result = tables(classified)
+    assert dict(result.rejected) == {reason: len(vs) for reason, vs in BAD_RECORDS.items()}
+    assert result.months == [("2024-05", 1, 1, 0), ("2024-06", 1, 1, 0)]
 
 
 def test_classification_keeps_the_kafka_coordinates(spark):
@@ -183,12 +182,23 @@ def test_a_repeated_event_id_is_counted_once_and_rejected_records_are_never_merg
     first = event("2024-05-05T05:05:05.005Z")
     values = [first, first, event("2024-05-06T00:00:00.000Z"), b"junk", b"junk"]
     classified = drop_repeated_events(classify_records(records_frame(spark, values)), "1 hour")
-    outcomes = aggregate_outcomes(classified)
-    assert [tuple(r) for r in count_logins_per_month(classified).collect()] == [
-        ("2024-05", 2, 2, 0)
-    ]
-    assert {r.reason: r.records for r in rejected_table(outcomes).collect()} == {
-        "not_json_object": 2
-    }
+    result = tables(classified)
+    assert result.months == [("2024-05", 2, 2, 0)]
+    assert result.rejected == [("not_json_object", 2)]
     every_record = classify_records(records_frame(spark, values))
     assert drop_repeated_events(every_record, None) is every_record
+
+
+def test_tables_are_sorted_and_failed_is_logins_minus_successful():
+    outcome = Row("month", "rejected_reason", "records", "successful")
+    rows = [
+        outcome("2024-03", None, 10, 7),
+        outcome(None, "wrong_type", 2, 0),
+        outcome("2023-12", None, 5, 5),
+        outcome(None, "empty_value", 1, 0),
+    ]
+    assert tables_from_outcomes(rows) == Tables(
+        months=[("2023-12", 5, 5, 0), ("2024-03", 10, 7, 3)],
+        rejected=[("empty_value", 1), ("wrong_type", 2)],
+    )
+    assert tables_from_outcomes([]) == Tables(months=[], rejected=[])

@@ -231,12 +231,7 @@ def bench_drain(broker: LocalKafka, sizes: Sizes, work: Path) -> list[Figure]:
     run_producer(broker, topic, sizes.drain, "confluent" if _has_confluent() else "kafka-python",
                  work)  # fmt: skip
     started = time.perf_counter()
-    result = subprocess.run(
-        submit_command("--bootstrap-servers", broker.bootstrap_servers, "--topic", topic,
-                       "--trigger", "available-now", "--checkpoint-dir", str(work / "drain-ck"),
-                       "--output-dir", str(work / "drain-out")),
-        env=submit_env(), capture_output=True, text=True, timeout=1800, check=True,
-    )  # fmt: skip
+    result = drain_topic(broker, topic, work / "drain")
     total = time.perf_counter() - started
     drained = float(re.search(r"Drained .* in ([\d.]+) s", result.stdout).group(1))
     counted = sum(
@@ -274,23 +269,31 @@ def bench_drain(broker: LocalKafka, sizes: Sizes, work: Path) -> list[Figure]:
     )]  # fmt: skip
 
 
+def drain_topic(
+    broker: LocalKafka, topic: str, files: Path, *job_args: str
+) -> subprocess.CompletedProcess[str]:
+    """The job with available-now on ``topic``; checkpoint and CSV under ``files``-ck/-out."""
+    return subprocess.run(
+        submit_command("--bootstrap-servers", broker.bootstrap_servers, "--topic", topic,
+                       "--trigger", "available-now", "--checkpoint-dir", f"{files}-ck",
+                       "--output-dir", f"{files}-out", *job_args),
+        env=submit_env(), capture_output=True, text=True, timeout=1800, check=True,
+    )  # fmt: skip
+
+
 BATCH_LINE = re.compile(r"batch (\d+): ([\d,]+) records read, .*?, ([\d.]+) s \(")
 
 
 def drain_in_batches(broker: LocalKafka, topic: str, count: int, work: Path) -> tuple[float, str]:
-    """The same drain in four batches: the later ones show the rate once the JVM is warm.
+    """The same drain in batches of a quarter of the backlog (Spark splits the cap across
+    partitions, so there may be a fifth): the later batches show the rate of a warm JVM.
 
     A cold JVM spends seconds compiling the job's hot code; a long-running job pays
     that once, so its steady rate is the later batches' rate, read from the job's own
     per-batch lines.
     """
-    result = subprocess.run(
-        submit_command("--bootstrap-servers", broker.bootstrap_servers, "--topic", topic,
-                       "--trigger", "available-now", "--max-offsets-per-trigger",
-                       str(count // 4), "--checkpoint-dir", str(work / "drain-batches-ck"),
-                       "--output-dir", str(work / "drain-batches-out")),
-        env=submit_env(), capture_output=True, text=True, timeout=1800, check=True,
-    )  # fmt: skip
+    result = drain_topic(broker, topic, work / "drain-batches",
+                         "--max-offsets-per-trigger", str(count // 4))  # fmt: skip
     batches = [(int(b), int(n.replace(",", "")), float(s))
                for b, n, s in BATCH_LINE.findall(result.stdout)]  # fmt: skip
     assert sum(n for _, n, _ in batches) == count, f"batches read {batches}, not {count:,}"
@@ -421,7 +424,7 @@ NOTES = """## What limits the figures, and what was tried
   perf tool.
 - **Spark drain**: one JVM on 2 cores does all the work, and a cold JVM spends seconds
   compiling the job's hot paths (Kafka record decoding, JSON parsing, Spark's generated
-  code) while it drains. The second drain figure reads the same topic in four batches: the
+  code) while it drains. The second drain figure reads the same topic in batches of a quarter: the
   batches after the first run on a compiled JVM, the rate a long-running job has after its
   first batch. The rest is CPU per record, measured on 1M records in a warm JVM: the one
   JSON parse (`from_json`) about 3 s on the 2 cores, the classification about 1.5 s more,

@@ -835,8 +835,13 @@ def check_kafka(spark: SparkSession, options: JobOptions) -> int:
         admin.close()
 
 
+def checkpoint_marker(options: JobOptions) -> Path:
+    """``pipeline.json``, next to Spark's own files in the checkpoint."""
+    return Path(options.checkpoint_dir) / "pipeline.json"
+
+
 def checkpoint_identity(options: JobOptions) -> dict[str, Any]:
-    """What a checkpoint is only valid for: ``pipeline.json`` next to Spark's own files."""
+    """What a checkpoint is only valid for; kept in :func:`checkpoint_marker`."""
     return {
         "job": APP_NAME,
         "topic": options.topic,
@@ -854,7 +859,7 @@ def check_checkpoint(options: JobOptions) -> None:
     the Spark session starts and a wrong checkpoint is refused in a second.
     """
     identity = checkpoint_identity(options)
-    marker = Path(options.checkpoint_dir) / "pipeline.json"
+    marker = checkpoint_marker(options)
     if marker.exists():
         try:
             recorded = json.loads(marker.read_text())
@@ -881,7 +886,7 @@ def check_checkpoint(options: JobOptions) -> None:
 
 def record_checkpoint_identity(options: JobOptions) -> None:
     """Written once Kafka has answered, so a run that never started claims no checkpoint."""
-    marker = Path(options.checkpoint_dir) / "pipeline.json"
+    marker = checkpoint_marker(options)
     if not marker.exists():
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.write_text(json.dumps(checkpoint_identity(options), indent=2) + "\n")

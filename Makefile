@@ -77,7 +77,7 @@ up-ui: check-docker ## Also start Kafka UI on http://localhost:8088 (compose pro
 
 .PHONY: submit
 submit: check-docker ## Run the Spark job on the Docker cluster (same submit.sh); ARGS="--trigger available-now"
-	$(DC) exec spark-master /opt/bitnami/scripts/spark/entrypoint.sh /opt/pipeline/consumer/submit.sh $(ARGS)
+	@DC="$(DC)" scripts/docker-submit.sh $(ARGS)
 
 .PHONY: down
 down: check-docker ## Stop and remove the containers; keeps the volumes (data, checkpoints)
@@ -110,6 +110,12 @@ test: $(STAMP) lint tools ## Lint, then every test: unit and integration (real K
 .PHONY: test-unit
 test-unit: $(STAMP) ## Unit tests only (no services, seconds)
 	$(PY) -m pytest -m "not integration"
+
+.PHONY: test-docker
+test-docker: $(STAMP) tools ## The README's Docker walkthrough on a real engine (local test images; starts the engine as root on Debian)
+	tests/docker/engine.sh
+	$(PY) -m pytest -m docker
+	$(PY) scripts/docker_report.py
 
 .PHONY: bench
 bench: $(STAMP) ## Benchmarks against Kafka's own tools (5 to 10 minutes); writes docs/PERFORMANCE.md

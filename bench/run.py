@@ -441,6 +441,16 @@ NOTES = """## What limits the figures, and what was tried
 """
 
 
+def with_docker_section(report: str, page: Path) -> str:
+    """Keep the Docker stack section that ``make test-docker`` wrote into ``page``."""
+    from scripts.docker_report import END, START, replace_section
+
+    old = page.read_text() if page.exists() else ""
+    if START not in old or END not in old:
+        return report
+    return replace_section(report, START + old.split(START, 1)[1].split(END, 1)[0] + END)
+
+
 def render(figures: list[Figure], machine: dict[str, str], sizes: Sizes, smoke: bool) -> str:
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
@@ -527,7 +537,7 @@ def main(argv: list[str] | None = None) -> int:
         figure.command = figure.command.replace(broker.bootstrap_servers, "<broker>")
     report = render(figures, machine_description(), sizes, args.smoke)
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(report)
+    args.output.write_text(with_docker_section(report, args.output))
     (args.output.with_suffix(".json")).write_text(
         json.dumps([{**asdict(f), "ratio": f.ratio} for f in figures], indent=2) + "\n"
     )

@@ -17,19 +17,22 @@ This file depends only on pyspark so ``spark-submit`` can ship it to any cluster
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import os
 import re
+import signal
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from pyspark.errors import PySparkException
 from pyspark.sql import Column, DataFrame, Row, SparkSession
@@ -188,12 +191,19 @@ def parse_dedupe_window(text: str) -> str | None:
 
 
 def parse_timezone(text: str) -> str:
+    """An IANA zone name, checked against Python's time-zone database where there is one.
+
+    Spark resolves the zone with Java's own database; Python's is only an early check. Some
+    images (minimal Debian, Bitnami's among them) ship no tzdata, where even ``UTC`` is
+    unknown to :mod:`zoneinfo`: there the name goes to Spark unchecked.
+    """
     try:
         ZoneInfo(text)
     except (ZoneInfoNotFoundError, ValueError):
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not an IANA time zone such as UTC or Europe/Berlin"
-        ) from None
+        if not text.strip() or "\0" in text or available_timezones():
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not an IANA time zone such as UTC or Europe/Berlin"
+            ) from None
     return text
 
 
@@ -797,9 +807,10 @@ def check_kafka(spark: SparkSession, options: JobOptions) -> int:
     timeout_ms = str(options.connect_timeout_s * 1000)
     props.setProperty("request.timeout.ms", timeout_ms)
     props.setProperty("default.api.timeout.ms", timeout_ms)
-    admin = jvm.org.apache.kafka.clients.admin.Admin.create(props)
     seconds = jvm.java.util.concurrent.TimeUnit.SECONDS
+    admin = None
     try:
+        admin = jvm.org.apache.kafka.clients.admin.Admin.create(props)
         names = admin.listTopics().names().get(options.connect_timeout_s + 5, seconds)
         if not names.contains(options.topic):
             available = sorted(str(n) for n in names.toArray() if not str(n).startswith("__"))
@@ -816,6 +827,13 @@ def check_kafka(spark: SparkSession, options: JobOptions) -> int:
         if isinstance(exc, JobError):
             raise
         text = str(exc)
+        if "No resolvable bootstrap urls" in text:
+            raise JobError(
+                f"no address of Kafka at {options.bootstrap_servers} resolves (DNS). Is the "
+                "broker running (`make local-up`, or `make up` with Docker), and is "
+                "--bootstrap-servers / KAFKA_BOOTSTRAP_SERVERS right?",
+                EXIT_KAFKA,
+            ) from None
         if "Authentication" in text or "SaslAuthentication" in text:
             raise JobError(
                 f"Kafka at {options.bootstrap_servers} rejected the credentials of "
@@ -832,7 +850,8 @@ def check_kafka(spark: SparkSession, options: JobOptions) -> int:
             ) from None
         raise
     finally:
-        admin.close()
+        if admin is not None:
+            admin.close()
 
 
 def checkpoint_marker(options: JobOptions) -> Path:
@@ -973,53 +992,127 @@ def wait_for_report(reporter: BatchReporter, query: StreamingQuery, timeout_s: f
         time.sleep(0.05)  # poll interval, bounded by the deadline
 
 
-def run(spark: SparkSession, options: JobOptions) -> None:
+class StopRequest:
+    """SIGINT (Ctrl-C) or SIGTERM asks the job to stop between polls, not to die mid-call.
+
+    Python's default KeyboardInterrupt would surface inside a Py4J call and leave the
+    query running in the JVM (or, with the JVM stopping too, print Py4J tracebacks). The
+    handler only records the request; :func:`run` stops the query cleanly and says after
+    which batch it stopped. A second signal ends the driver at once (exit 130).
+    """
+
+    def __init__(self) -> None:
+        self.requested = threading.Event()
+        self.signal_name = ""
+
+    def install(self) -> None:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, self._handle)
+        # submit.sh tells this driver's pid to whoever must forward a SIGTERM to it.
+        pid_file = os.environ.get("CONSUMER_DRIVER_PID_FILE")
+        if pid_file:
+            with contextlib.suppress(OSError):
+                Path(pid_file).write_text(f"{os.getpid()}\n")
+
+    def _handle(self, signum: int, _frame: object) -> None:
+        if self.requested.is_set():
+            print("Stopping now, without waiting for the query.", file=sys.stderr, flush=True)
+            os._exit(130)
+        self.signal_name = signal.Signals(signum).name
+        self.requested.set()
+        print(
+            f"{self.signal_name}: stopping the query (again to stop at once)...",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+def await_query(query: StreamingQuery, stop: StopRequest, poll_s: float = 0.5) -> bool:
+    """Wait until the query ends; True if it was stopped because a stop was requested."""
+    while not query.awaitTermination(poll_s):
+        if stop.requested.is_set():
+            query.stop()
+            return True
+    return False
+
+
+def last_committed_batch(options: JobOptions) -> int | None:
+    """The newest batch id in the query's commit log: what a rerun resumes after."""
+    commits = Path(options.checkpoint_dir) / "monthly" / "commits"
+    ids = [int(p.name) for p in commits.glob("*") if p.name.isdigit()] if commits.is_dir() else []
+    return max(ids, default=None)
+
+
+def print_stopped(options: JobOptions) -> None:
+    last = last_committed_batch(options)
+    where = f"after batch {last}" if last is not None else "before its first batch"
+    print(
+        f"Stopped {where}. Progress is in the checkpoint {options.checkpoint_dir}: "
+        "rerun the same command to resume.",
+        flush=True,
+    )
+
+
+def run(spark: SparkSession, options: JobOptions, stop: StopRequest) -> None:
     check_kafka(spark, options)
+    if stop.requested.is_set():
+        print("Stopped before the query started.", flush=True)
+        return
     record_checkpoint_identity(options)
     reporter = BatchReporter()
     spark.streams.addListener(reporter)
     started = time.monotonic()
     queries = start_queries(spark, options)
+    query = queries[0]
+    if options.trigger == "available-now":
+        print(f"Counting the records on {options.topic!r} up to now, then stopping.", flush=True)
+    else:
+        print(
+            f"Counting new records on {options.topic!r} every {options.trigger}; "
+            "Ctrl-C stops between batches (a rerun resumes).",
+            flush=True,
+        )
+    output: MonthlyOutput = query.monthly_output  # type: ignore[attr-defined]
     try:
-        if options.trigger == "available-now":
-            for query in queries:
-                query.awaitTermination()
-        else:
-            spark.streams.awaitAnyTermination()
+        stopped = await_query(query, stop)
         drained_s = time.monotonic() - started
     except PySparkException as exc:
         raise explain_failure(exc, options) from None
     finally:
-        for query in queries:
-            if query.isActive:
-                query.stop()
-    for query in queries:
-        if query.exception() is not None:
-            raise explain_failure(Exception(str(query.exception())), options)
+        for each in queries:
+            if each.isActive:
+                each.stop()
+    if stopped:
+        wait_for_report(reporter, query)
+        print_stopped(options)
+        return
+    for each in queries:
+        if each.exception() is not None:
+            raise explain_failure(Exception(str(each.exception())), options)
     if options.trigger == "available-now":
-        if queries[0].monthly_output.batches_written == 0:  # type: ignore[attr-defined]
+        if output.batches_written == 0:
             print_previous_result(options)
         else:
-            wait_for_report(reporter, queries[0])
+            wait_for_report(reporter, query)
         finished = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
         print(f"Drained {options.topic!r} in {drained_s:.1f} s (finished {finished}).", flush=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     options = parse_options(argv, os.environ)
+    stop = StopRequest()
+    stop.install()
     try:
         check_checkpoint(options)  # before Spark starts: a wrong checkpoint fails in a second
         spark = build_spark(options)
+        stop.install()  # again: the SparkContext replaced the SIGINT handler with its own
         try:
-            run(spark, options)
+            run(spark, options, stop)
         finally:
             spark.stop()
     except JobError as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print("Interrupted; progress is in the checkpoint, rerun to resume.", file=sys.stderr)
-        return 130
     return 0
 
 

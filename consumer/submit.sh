@@ -5,7 +5,8 @@
 #
 # The same script runs on the host (pyspark from pip) and inside the Bitnami Spark
 # container (`make submit`). Environment:
-#   SPARK_MASTER         where to run: local[*] (default) or spark://host:7077
+#   CONSUMER_SPARK_MASTER  where to run: local[*] (default) or spark://host:7077. (Not
+#                        SPARK_MASTER: Spark's own daemon scripts read that name as an rsync source.)
 #   SPARK_HOME           Spark to use; default: the pyspark importable by python3
 #   SPARK_IVY_DIR        Ivy home for --packages (default: Spark's, ~/.ivy2.5.2)
 #   SPARK_DRIVER_MEMORY  driver memory (default 1g)
@@ -40,7 +41,7 @@ spark_version="${BASH_REMATCH[2]}"
 connector="org.apache.spark:spark-sql-kafka-0-10_${scala_version}:${spark_version}"
 
 args=(
-  --master "${SPARK_MASTER:-local[*]}"
+  --master "${CONSUMER_SPARK_MASTER:-local[*]}"
   --name monthly_logins
   --packages "$connector"
   --driver-memory "${SPARK_DRIVER_MEMORY:-1g}"
@@ -57,5 +58,37 @@ if [[ -n "${SPARK_SUBMIT_EXTRA:-}" ]]; then
   args+=("${extra[@]}")
 fi
 
-echo "spark-submit: Spark $spark_version (Scala $scala_version) at ${SPARK_MASTER:-local[*]}, connector $connector" >&2
-exec "$spark_submit" "${args[@]}" "$here/monthly_logins.py" "$@"
+echo "spark-submit: Spark $spark_version (Scala $scala_version) at ${CONSUMER_SPARK_MASTER:-local[*]}, connector $connector" >&2
+# Stopping: Ctrl-C (SIGINT to the whole foreground group) or SIGTERM to this script must end
+# with the query stopped between batches, not with the JVM torn down under the Python
+# driver (which prints Py4J tracebacks). So spark-submit runs in the background, where the
+# shell leaves SIGINT ignored (the JVM then keeps running), and only the Python driver
+# handles the signal: it stops the query and exits, and the JVM follows. A SIGTERM sent
+# to this script alone is passed on to the driver. Before the driver has started there is
+# nothing to stop cleanly, and the JVM is ended.
+CONSUMER_DRIVER_PID_FILE="$(mktemp "${TMPDIR:-/tmp}/monthly_logins.driver.XXXXXX")"
+export CONSUMER_DRIVER_PID_FILE
+trap 'rm -f "$CONSUMER_DRIVER_PID_FILE"' EXIT
+
+"$spark_submit" "${args[@]}" "$here/monthly_logins.py" "$@" &
+spark_pid=$!
+
+stop() {
+  local driver
+  driver="$(cat "$CONSUMER_DRIVER_PID_FILE" 2>/dev/null || true)"
+  if [[ -z "$driver" ]]; then
+    kill -TERM "$spark_pid" 2>/dev/null || true
+  elif [[ "$1" == TERM ]]; then
+    kill -TERM "$driver" 2>/dev/null || true
+  fi # SIGINT from a terminal reached the driver already: it is in this process group.
+}
+trap 'stop INT' INT
+trap 'stop TERM' TERM
+
+# `wait` returns early when a trapped signal arrives; wait again until spark-submit is done.
+while true; do
+  status=0
+  wait "$spark_pid" || status=$?
+  kill -0 "$spark_pid" 2>/dev/null || break
+done
+exit "$status"

@@ -29,6 +29,6 @@ def submit_env(master: str | None = None, **extra: str) -> dict[str, str]:
     env.setdefault("PYSPARK_PYTHON", sys.executable)
     env.setdefault("SPARK_IVY_DIR", str(IVY_HOME))
     if master:
-        env["SPARK_MASTER"] = master
+        env["CONSUMER_SPARK_MASTER"] = master
     env.update(extra)
     return env

@@ -263,13 +263,11 @@ class RunningJob:
         self.process.wait(timeout=30)
 
     def stop(self) -> None:
-        import os
-        import signal
-
+        """SIGTERM to submit.sh, which has the driver stop the query between batches."""
         if self.alive():
-            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.terminate()
             try:
-                self.process.wait(timeout=30)
+                self.process.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 self.kill_hard()
 

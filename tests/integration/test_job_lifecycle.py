@@ -4,11 +4,14 @@ never with a silently empty table."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
 import time
 
 import pytest
 
-from tests.helpers import free_port, produce_raw, run_job
+from tests.helpers import RunningJob, free_port, produce_raw, run_job, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -28,6 +31,39 @@ def test_unreachable_broker(tmp_path):
     assert "did not answer within 5s" in run.output
     assert time.monotonic() - started < 90
     assert not (tmp_path / "output" / "monthly_logins.csv").exists()
+
+
+class Unresolvable:
+    bootstrap_servers = "no-such-host.invalid:9092"  # .invalid never resolves (RFC 6761)
+
+
+def test_unresolvable_broker_name(tmp_path):
+    run = run_job(Unresolvable(), "logins", tmp_path, "--connect-timeout", "5", check=False)
+    assert run.result.returncode == 3
+    assert "error: no address of Kafka at no-such-host.invalid:9092 resolves" in run.output
+    assert "Traceback" not in run.output
+
+
+@pytest.mark.parametrize(
+    ("how", "signum"),
+    [("Ctrl-C to the group", signal.SIGINT), ("SIGTERM to submit.sh", signal.SIGTERM)],
+)
+def test_a_live_job_stops_cleanly_and_says_where(kafka_broker, topic, tmp_path, how, signum):
+    produce_raw(kafka_broker.bootstrap_servers, topic, [EVENT])
+    job = RunningJob(kafka_broker, topic, tmp_path, "--trigger", "1s")
+    wait_for(lambda: "batch 0:" in job.stdout or not job.alive(), 180, "the first batch")
+    if signum == signal.SIGINT:  # what a terminal does on Ctrl-C: the whole foreground group
+        os.killpg(job.process.pid, signal.SIGINT)
+    else:
+        job.process.send_signal(signal.SIGTERM)
+    assert job.process.wait(timeout=60) == 0, job.stdout + job.stderr_path.read_text()
+    output = job.stdout + job.stderr_path.read_text()
+    assert "Stopped after batch 0. Progress is in the checkpoint" in output
+    assert "Traceback" not in output and "Py4J" not in output
+    driver = subprocess.run(["pgrep", "-f", str(tmp_path / "checkpoint")], capture_output=True)
+    assert driver.stdout == b"", "a JVM or Python driver of the job is still running"
+    # The rerun resumes: nothing new, nothing counted twice.
+    assert run_job(kafka_broker, topic, tmp_path).monthly == {"2024-01": (1, 1, 0)}
 
 
 def test_missing_topic(kafka_broker, tmp_path):

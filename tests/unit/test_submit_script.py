@@ -67,7 +67,7 @@ def test_master_ivy_and_extra_options_come_from_the_environment(tmp_path):
     args = run_submit(
         tmp_path,
         home,
-        SPARK_MASTER="spark://spark-master:7077",
+        CONSUMER_SPARK_MASTER="spark://spark-master:7077",
         SPARK_IVY_DIR="/tmp/ivy",
         SPARK_SUBMIT_EXTRA="--conf a=b",
     )

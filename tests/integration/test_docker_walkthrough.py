@@ -1,0 +1,282 @@
+"""The README's Docker walkthrough on a real Docker engine, through the real Makefile targets.
+
+`make up`, `make submit ARGS="--trigger available-now"`, Ctrl-C on a live `make submit`
+(with and without a terminal), `make down`, `make up` again, `make submit` again, a submit
+with Kafka stopped, `make clean`. The images are local stand-ins with the Bitnami interface
+(tests/docker/), passed as KAFKA_IMAGE / SPARK_IMAGE / PYTHON_IMAGE; every count is compared
+with the records read back independently through the published 127.0.0.1:9092 port.
+
+Where no engine can run (a laptop without Docker) the module is skipped with the reason;
+under CI=true that is a failure. It refuses to touch a `login-pipeline` stack that exists.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import select
+import signal
+import subprocess
+import time
+
+import pytest
+
+from services.settings import PROJECT_ROOT
+from tests.docker.stack import (
+    PRODUCER_IMAGE,
+    MemorySampler,
+    Stack,
+    engine_answers,
+    last_monthly_table,
+    project_leftovers,
+    records_read,
+    timed,
+)
+from tests.helpers import expected_monthly, wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.docker]
+
+HOST_BOOTSTRAP = "127.0.0.1:9092"
+BACKFILL = 50_000
+LIVE_AT_LEAST = 40  # two seconds of the producer's 20 events/s after its backfill
+RESULTS = PROJECT_ROOT / "output" / "docker"
+
+
+def unavailable(reason: str) -> None:
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI=true but {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def stack() -> Stack:
+    if not engine_answers():
+        unavailable(
+            "no Docker engine answers `docker info` (tests/docker/engine.sh installs and "
+            "starts one as root on Debian; `make test-docker` runs it)"
+        )
+    leftovers = project_leftovers()
+    if leftovers:
+        unavailable(
+            f"a login-pipeline stack exists on this engine ({', '.join(leftovers)}); this "
+            "test would replace it. `make clean` first, if its data may go."
+        )
+    from tests.docker.build import BuildError, build_all
+
+    try:
+        images = build_all()
+    except BuildError as exc:
+        unavailable(f"the test images cannot be built here: {exc}")
+    return Stack(images)
+
+
+def topic_end(bootstrap: str = HOST_BOOTSTRAP) -> int:
+    """Records on the topic (sum of end offsets), asked through the published port."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    try:
+        partitions = consumer.partitions_for_topic("logins") or set()
+        ends = consumer.end_offsets([TopicPartition("logins", p) for p in partitions])
+        return sum(ends.values())
+    finally:
+        consumer.close()
+
+
+def read_events(count: int) -> list[dict]:
+    from services.kafka import read_topic
+
+    records = read_topic(HOST_BOOTSTRAP, "logins", count, timeout_s=120)
+    assert len(records) == count, f"read {len(records)} of {count} records back"
+    return [json.loads(r.value) for r in records]
+
+
+def wait_for_backfill_and_live_events(stack: Stack, already: int) -> int:
+    """Wait until the producer's backfill and some live events are on the topic, stop it."""
+    target = already + BACKFILL + LIVE_AT_LEAST
+
+    def enough() -> bool:
+        try:
+            return topic_end() >= target
+        except Exception:  # the broker's metadata may lag the container's health
+            return False
+
+    wait_for(enough, 300, f"{target:,} records on 'logins' (backfill, then live events)")
+    stopped = stack.compose("stop", "producer")
+    assert stopped.returncode == 0, stopped.stderr
+    return topic_end()
+
+
+def assert_table_matches(output: str, expected: dict[str, tuple[int, int, int]]) -> None:
+    table = last_monthly_table(output)
+    total = table.pop("total")
+    assert table == expected
+    assert total == tuple(sum(row[i] for row in expected.values()) for i in range(3))
+
+
+def csv_table(stack: Stack) -> dict[str, tuple[int, int, int]]:
+    text = stack.read_file("spark-master", "/data/output/monthly_logins/monthly_logins.csv")
+    lines = text.strip().splitlines()
+    assert lines[0] == "month,logins,successful,failed"
+    rows = (line.split(",") for line in lines[1:])
+    return {month: (int(a), int(b), int(c)) for month, a, b, c in rows}
+
+
+def driver_processes(stack: Stack) -> str:
+    """Python drivers of the job still running inside spark-master (empty if none)."""
+    result = stack.compose("exec", "-T", "spark-master", "pgrep", "-af", "monthly_logins.py")
+    return result.stdout.strip()
+
+
+def interrupt_live_submit_without_terminal(stack: Stack) -> str:
+    """`make submit` with stdin and stdout not a terminal, then Ctrl-C (SIGINT to its group)."""
+    process = subprocess.Popen(
+        ["make", "--no-print-directory", "submit", "ARGS=--trigger 2s"],
+        cwd=PROJECT_ROOT,
+        env=stack.env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    lines: list[str] = []
+    assert process.stdout is not None
+    deadline = time.monotonic() + 180
+    for line in process.stdout:
+        lines.append(line)
+        if "Ctrl-C stops" in line:
+            os.killpg(process.pid, signal.SIGINT)
+            break
+        assert time.monotonic() < deadline, "no start line from the live job:\n" + "".join(lines)
+    rest, _ = process.communicate(timeout=120)
+    return "".join(lines) + rest
+
+
+def interrupt_live_submit_in_a_terminal(stack: Stack) -> str:
+    """`make submit` on a pseudo-terminal, then the Ctrl-C character typed into it."""
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: make, with the pty as its terminal
+        os.chdir(PROJECT_ROOT)
+        os.execvpe(
+            "make", ["make", "--no-print-directory", "submit", "ARGS=--trigger 2s"], stack.env
+        )
+    output = b""
+    typed = False
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 1)
+        if ready:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:  # the terminal closed: make exited
+                break
+            if not chunk:
+                break
+            output += chunk
+        if not typed and b"Ctrl-C stops" in output:
+            os.write(fd, b"\x03")
+            typed = True
+    os.waitpid(pid, 0)
+    os.close(fd)
+    return output.decode(errors="replace")
+
+
+def test_readme_walkthrough_on_a_real_engine(stack: Stack):
+    measured: dict[str, object] = {}
+    # Cold: the producer image is built from scratch (the test images are fixtures).
+    subprocess.run(
+        ["docker", "image", "rm", "-f", PRODUCER_IMAGE], capture_output=True, check=False
+    )
+    subprocess.run(["docker", "builder", "prune", "-af"], capture_output=True, check=False)
+    measured["up_cold_s"], up = timed(lambda: stack.make("up", record="make up"))
+    assert up.returncode == 0, up.stdout + up.stderr
+    assert "Up. Spark master UI: http://localhost:8080" in up.stdout
+    try:
+        run_walkthrough(stack, measured)
+    finally:
+        clean = stack.make("clean", record="make clean")
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        (RESULTS / "walkthrough.json").write_text(json.dumps(measured, indent=2) + "\n")
+        for name, text in stack.transcripts.items():
+            (RESULTS / f"{name.replace(' ', '-')}.txt").write_text(text)
+    assert clean.returncode == 0, clean.stderr
+    assert project_leftovers() == []
+
+
+def run_walkthrough(stack: Stack, measured: dict[str, object]) -> None:
+    services = stack.services()
+    for name in ("kafka", "spark-master", "spark-worker"):
+        assert services[name]["Health"] == "healthy", services[name]
+    assert services["volume-permissions"]["State"] == "exited"
+    assert services["volume-permissions"]["ExitCode"] == 0
+    stack.transcripts["make ps"] = stack.make("ps").stdout
+
+    # Nothing listens on a host address other than loopback.
+    listening = subprocess.run(["ss", "-Hltnp"], capture_output=True, text=True, check=True).stdout
+    proxies = [line.split()[3] for line in listening.splitlines() if "docker-proxy" in line]
+    assert proxies and all(a.startswith("127.0.0.1:") for a in proxies), proxies
+
+    # The producer runs as a non-root user on a read-only root filesystem.
+    producer = stack.inspect("producer")
+    assert producer["HostConfig"]["ReadonlyRootfs"] is True
+    uid = stack.compose("exec", "-T", "producer", "id", "-u")
+    assert uid.returncode == 0 and uid.stdout.strip() == "10001", uid
+
+    # Spark's daemon scripts were not told to rsync from a "SPARK_MASTER" directory.
+    assert "rsync" not in stack.logs("spark-master")
+
+    first = wait_for_backfill_and_live_events(stack, already=0)
+    producer_log = stack.logs("producer")
+    assert stack.inspect("producer")["State"]["ExitCode"] == 0, producer_log[-2000:]
+    assert f"{first:,} acknowledged, 0 failed" in producer_log
+    events = read_events(first)
+    assert sum(e["timestamp"] >= "2026" for e in events) > 0
+
+    with MemorySampler() as memory:
+        submit = stack.make("submit", "ARGS=--trigger available-now", record="make submit")
+    assert submit.returncode == 0, submit.stdout[-5000:] + submit.stderr[-3000:]
+    assert_table_matches(submit.stdout, expected_monthly(events))
+    assert records_read(submit.stdout) == first
+    assert csv_table(stack) == expected_monthly(events)
+    peak, per_container = memory.peak
+    measured["submit_peak_memory_bytes"] = peak
+    measured["submit_peak_memory_by_container"] = per_container
+    measured["memory_samples"] = len(memory.samples)
+
+    # Ctrl-C on a live `make submit` stops the driver inside the container, both ways.
+    for name, interrupt in (
+        ("no terminal", interrupt_live_submit_without_terminal),
+        ("terminal", interrupt_live_submit_in_a_terminal),
+    ):
+        output = interrupt(stack)
+        assert "Stopped after batch 0. Progress is in the checkpoint" in output, (name, output)
+        assert "Traceback" not in output and "Py4J" not in output, (name, output)
+        assert driver_processes(stack) == "", name
+
+    down = stack.make("down", record="make down")
+    assert down.returncode == 0, down.stderr
+    measured["up_cached_s"], up = timed(lambda: stack.make("up"))
+    assert up.returncode == 0, up.stdout + up.stderr
+    second = wait_for_backfill_and_live_events(stack, already=first)
+    events = read_events(second)
+    resumed = stack.make("submit", "ARGS=--trigger available-now", record="make submit again")
+    assert resumed.returncode == 0, resumed.stdout[-5000:]
+    assert records_read(resumed.stdout) == second - first  # only the new records
+    assert_table_matches(resumed.stdout, expected_monthly(events))
+    assert csv_table(stack) == expected_monthly(events)
+
+    # With Kafka stopped (its name no longer resolves), the job says so and exits 3.
+    assert stack.compose("stop", "kafka").returncode == 0
+    refused, result = timed(
+        lambda: stack.make(
+            "submit", "ARGS=--trigger available-now --connect-timeout 5", timeout=180
+        )
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "error: no address of Kafka at kafka:29092 resolves" in output, output[-3000:]
+    assert "Traceback" not in output
+    assert "submit] Error 3" in output
+    measured["submit_without_kafka_s"] = refused

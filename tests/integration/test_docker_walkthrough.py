@@ -33,7 +33,7 @@ from tests.docker.stack import (
     records_read,
     timed,
 )
-from tests.helpers import expected_monthly, wait_for
+from tests.helpers import expected_monthly, unavailable, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.docker]
 
@@ -41,12 +41,6 @@ HOST_BOOTSTRAP = "127.0.0.1:9092"
 BACKFILL = 50_000
 LIVE_AT_LEAST = 40  # two seconds of the producer's 20 events/s after its backfill
 RESULTS = PROJECT_ROOT / "output" / "docker"
-
-
-def unavailable(reason: str) -> None:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"CI=true but {reason}")
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="module")

@@ -72,3 +72,22 @@ def test_scram_settings_become_kafka_client_properties_and_escape_the_password()
     )
     assert props["ssl.truststore.type"] == "PEM" and props["ssl.truststore.location"] == "/ca.pem"
     assert 'p"a' not in repr(security)
+
+
+def test_without_a_time_zone_database_spark_is_left_to_check_the_zone(monkeypatch):
+    """Minimal images (Bitnami's, the Docker tests' Spark image) ship no tzdata."""
+    from zoneinfo import ZoneInfoNotFoundError
+
+    from consumer import monthly_logins
+
+    def no_database(name):
+        raise ZoneInfoNotFoundError(name)
+
+    monkeypatch.setattr(monthly_logins, "ZoneInfo", no_database)
+    monkeypatch.setattr(monthly_logins, "available_timezones", set)
+    assert parse_options(["--timezone", "UTC"], {}).timezone == "UTC"
+    assert parse_options(["--timezone", "Europe/Berlin"], {}).timezone == "Europe/Berlin"
+    # With a database, an unknown name is still refused before Spark starts.
+    monkeypatch.setattr(monthly_logins, "available_timezones", lambda: {"UTC"})
+    with pytest.raises(SystemExit):
+        parse_options(["--timezone", "Europe/Berlin"], {})

@@ -340,7 +340,7 @@ def bench_latency(broker: LocalKafka, sizes: Sizes, work: Path) -> list[Figure]:
         check=True, capture_output=True, timeout=sizes.latency_s + 120,
     )  # fmt: skip
     time.sleep(15)  # let the last trigger (10 s) pick up the tail before stopping the job
-    os.killpg(job.pid, 15)
+    job.terminate()  # SIGTERM to submit.sh: the driver stops the query between batches
     job.wait(timeout=60)
     job_log.close()
     latencies = _latencies(broker, topic, checkpoint / "monthly")

@@ -981,6 +981,14 @@ def explain_failure(exc: Exception, options: JobOptions) -> JobError:
             f"of this query ({text.splitlines()[0][:300]}). Use a new --checkpoint-dir.",
             EXIT_CHECKPOINT,
         )
+    if "failOnDataLoss" in text:
+        return JobError(
+            f"the streaming query failed: records that the checkpoint {options.checkpoint_dir} "
+            f"has not counted yet are gone from {options.topic!r} (the topic was deleted and "
+            "recreated, or retention removed them first). The job stops rather than skip them "
+            "silently. To count what the topic holds now, use a new --checkpoint-dir.",
+            EXIT_FAILED,
+        )
     return JobError(f"the streaming query failed: {text[:2000]}", EXIT_FAILED)
 
 

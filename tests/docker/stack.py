@@ -34,19 +34,15 @@ def engine_answers() -> bool:
 def project_leftovers() -> list[str]:
     """Containers and volumes of a ``login-pipeline`` stack already on this engine."""
     label = f"label=com.docker.compose.project={PROJECT}"
-    containers = subprocess.run(
-        ["docker", "ps", "-a", "--filter", label, "--format", "{{.Names}}"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
-    volumes = subprocess.run(
-        ["docker", "volume", "ls", "--filter", label, "--format", "{{.Name}}"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
-    return containers + volumes
+    found: list[str] = []
+    for listing, name in ((("ps", "-a"), "{{.Names}}"), (("volume", "ls"), "{{.Name}}")):
+        found += subprocess.run(
+            ["docker", *listing, "--filter", label, "--format", name],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
+    return found
 
 
 @dataclass
@@ -60,12 +56,9 @@ class Stack:
     def env(self) -> dict[str, str]:
         return {**os.environ, **self.images, "COMPOSE": str(COMPOSE_BINARY)}
 
-    def make(
-        self, target: str, *args: str, timeout: float = 600, record: str | None = None
-    ) -> subprocess.CompletedProcess[str]:
-        """``make TARGET [ARGS=...]`` as a user types it; stdin is not a terminal."""
-        command = ["make", "--no-print-directory", target, *args]
-        result = subprocess.run(
+    def run(self, command: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
+        """In the project folder, stdin not a terminal (as in CI), output captured."""
+        return subprocess.run(
             command,
             cwd=PROJECT_ROOT,
             env=self.env,
@@ -75,6 +68,12 @@ class Stack:
             timeout=timeout,
             check=False,
         )
+
+    def make(
+        self, target: str, *args: str, timeout: float = 600, record: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """``make TARGET [ARGS=...]`` as a user types it."""
+        result = self.run(["make", "--no-print-directory", target, *args], timeout)
         if record:
             self.transcripts[record] = result.stdout + result.stderr
         return result
@@ -83,16 +82,7 @@ class Stack:
         files = [
             a for f in ("kafka", "spark", "producer") for a in ("-f", f"docker-compose.{f}.yml")
         ]
-        return subprocess.run(
-            [str(COMPOSE_BINARY), *files, *args],
-            cwd=PROJECT_ROOT,
-            env=self.env,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
+        return self.run([str(COMPOSE_BINARY), *files, *args], timeout)
 
     def services(self) -> dict[str, dict]:
         """``docker compose ps -a`` as ``{service: {State, Health, ExitCode, ...}}``."""

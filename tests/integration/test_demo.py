@@ -35,6 +35,7 @@ def test_demo_runs_twice_and_months_add_up_to_what_kafka_acknowledged(tmp_path):
         str(output),
     ]
     broker = LocalKafka(home=tmp_path / "local" / "kafka", port=port, controller_port=port + 1)
+    topics = []
     try:
         for run in (1, 2):
             result = subprocess.run(
@@ -51,12 +52,22 @@ def test_demo_runs_twice_and_months_add_up_to_what_kafka_acknowledged(tmp_path):
                 "OK: Kafka acknowledged 3,000 events; Spark counted 3,000 logins" in result.stdout
             )
             assert "Demo finished in" in result.stdout
+            topics.append(
+                next(
+                    line.split("to topic ")[1].split()[0]
+                    for line in result.stdout.splitlines()
+                    if "to topic " in line
+                )
+            )
         # The second run used a fresh topic and removed the first one.
-        topic = next(
-            line.split("to topic ")[1].split()[0]
-            for line in result.stdout.splitlines()
-            if "to topic " in line
-        )
+        from kafka import KafkaAdminClient
+
+        admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap_servers)
+        on_broker = set(admin.list_topics())
+        admin.close()
+        first, topic = topics
+        assert first != topic
+        assert topic in on_broker and first not in on_broker, (topics, on_broker)
         events = [json.loads(r.value) for r in read_topic(broker.bootstrap_servers, topic, 3000)]
         with (output / "monthly_logins.csv").open(newline="") as handle:
             table = {

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from services.kafka import LocalKafka, LocalKafkaError, broker_answers
+from services.kafka import LocalKafka, LocalKafkaError, broker_answers, process_command
 from services.settings import PROJECT_ROOT
 from tests.helpers import free_port, produce_raw, read_topic
 
@@ -23,10 +23,22 @@ def test_session_broker_is_kafka_in_kraft_mode_and_round_trips_a_record(kafka_br
     assert [r.value for r in read_topic(kafka_broker.bootstrap_servers, topic, 1)] == [b"hello"]
 
 
-def test_start_is_idempotent_and_stop_is_clean(kafka_broker):
-    pid = kafka_broker.pid()
-    kafka_broker.start()  # already running: returns at once, same process
-    assert kafka_broker.pid() == pid
+def test_start_is_idempotent_and_stop_is_clean(tmp_path):
+    broker = LocalKafka(home=tmp_path, port=free_port(), controller_port=free_port())
+    broker.start()
+    try:
+        pid = broker.pid()
+        broker.start()  # already running: returns at once, same process
+        assert broker.pid() == pid
+    finally:
+        assert broker.stop() is True
+    assert process_command(pid) is None, "the broker process is still there"
+    assert not broker.pid_file.exists()
+    assert not broker_answers(broker.bootstrap_servers, timeout_s=1)
+    # A clean shutdown (SIGTERM ran Kafka's shutdown hook to the end), not a kill.
+    log = broker.log_file.read_text()
+    assert "[kafka-shutdown-hook]" in log and "Shutdown completed" in log
+    assert broker.stop() is False  # stopping a stopped broker says so
 
 
 def test_port_in_use_is_a_clear_error(tmp_path):

@@ -8,9 +8,11 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime, timezone
 
 import pytest
 from kafka import KafkaAdminClient
+from kafka.admin import NewTopic
 
 from tests.helpers import free_port, read_topic
 
@@ -91,7 +93,8 @@ def test_invalid_flag_is_a_usage_error():
     assert "--rate: '-5' must be greater than 0" in result.stderr
 
 
-def test_sigterm_flushes_and_every_acknowledged_event_is_on_the_topic(kafka_broker, topic):
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_flushes_and_every_acknowledged_event_is_on_the_topic(kafka_broker, topic, signum):
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_broker.bootstrap_servers}
     process = subprocess.Popen(
         producer_command("--topic", topic, "--rate", "400"),
@@ -107,12 +110,13 @@ def test_sigterm_flushes_and_every_acknowledged_event_is_on_the_topic(kafka_brok
             kafka_broker.bootstrap_servers, topic, 1, timeout_s=1
         ):
             pass
-        process.send_signal(signal.SIGTERM)
+        process.send_signal(signum)
         stdout, stderr = process.communicate(timeout=60)
     finally:
         process.kill()
     assert process.returncode == 0, stderr
-    assert stdout.startswith("Stopped by SIGTERM.")
+    assert stdout.startswith(f"Stopped by {signal.Signals(signum).name}.")
+    assert "Traceback" not in stderr
     acknowledged = int(stdout.split(" acknowledged")[0].rsplit(" ", 1)[-1].replace(",", ""))
     assert acknowledged > 0
     records = read_topic(kafka_broker.bootstrap_servers, topic, acknowledged + 1, timeout_s=5)
@@ -146,3 +150,76 @@ def test_in_a_pipe_progress_is_a_periodic_log_line(kafka_broker, topic):
     lines = [line for line in result.stderr.splitlines() if " acknowledged, " in line]
     assert len(lines) >= 3
     assert all("INFO producer: " in line and "events/s" in line for line in lines)
+
+
+def test_follow_continues_the_backfill_with_live_events(kafka_broker, topic, tmp_path):
+    summary = tmp_path / "summary.json"
+    started = datetime.now(timezone.utc)
+    result = run(
+        kafka_broker.bootstrap_servers,
+        "--topic", topic, "--start", "2024-01-01", "--end", "2024-01-31", "--count", "200",
+        "--follow", "--rate", "100", "--duration", "2s", "--summary-json", str(summary),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    acknowledged = json.loads(summary.read_text())["acknowledged"]
+    stamps = [
+        datetime.fromisoformat(json.loads(r.value)["timestamp"].replace("Z", "+00:00"))
+        for r in read_topic(kafka_broker.bootstrap_servers, topic, acknowledged)
+    ]
+    assert len(stamps) == acknowledged
+    backfill = [s for s in stamps if s.year == 2024 and s.month == 1]
+    live = [s for s in stamps if s >= started]
+    assert len(backfill) == 200  # exactly --count in the range
+    assert len(live) == acknowledged - 200 > 0  # then live events, stamped with the time
+
+
+def test_refused_deliveries_are_counted_and_exit_1(kafka_broker, tmp_path):
+    """A topic whose broker refuses the batches (too large): failures, not silence."""
+    topic = f"tiny-{tmp_path.name[-8:]}".replace("_", "-")
+    admin = KafkaAdminClient(bootstrap_servers=kafka_broker.bootstrap_servers)
+    admin.create_topics(
+        [NewTopic(topic, 3, 1, topic_configs={"max.message.bytes": "200"})],
+        wait_for_metadata=True,
+    )
+    admin.close()
+    summary = tmp_path / "summary.json"
+    result = run(
+        kafka_broker.bootstrap_servers,
+        "--topic", topic, "--months", "1", "--count", "50", "--summary-json", str(summary),
+    )  # fmt: skip
+    assert result.returncode == 1, result.stdout + result.stderr
+    stats = json.loads(summary.read_text())
+    assert (stats["sent"], stats["acknowledged"], stats["failed"]) == (50, 0, 50)
+    assert "0 acknowledged, 50 failed" in result.stdout
+    assert read_topic(kafka_broker.bootstrap_servers, topic, 1, timeout_s=3) == []
+
+
+def test_the_confluent_client_delivers_the_same_accounting(kafka_broker, topic, tmp_path):
+    summary = tmp_path / "summary.json"
+    result = run(
+        kafka_broker.bootstrap_servers,
+        "--topic", topic, "--client", "confluent", "--months", "2", "--count", "2000",
+        "--seed", "7", "--summary-json", str(summary),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "2,000 acknowledged, 0 failed" in result.stdout
+    records = read_topic(kafka_broker.bootstrap_servers, topic, 2000)
+    assert len(records) == 2000
+    assert all(r.key == json.loads(r.value)["user_id"].encode() for r in records)
+    assert json.loads(summary.read_text())["bytes_acknowledged"] == sum(
+        len(r.value) for r in records
+    )
+    # The same seed gives the same events whichever client sends them.
+    again = tmp_path / "again.json"
+    other = f"{topic}-kp"
+    result = run(
+        kafka_broker.bootstrap_servers,
+        "--topic", other, "--months", "2", "--count", "2000", "--seed", "7",
+        "--summary-json", str(again),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    ids = {json.loads(r.value)["event_id"] for r in records}
+    assert ids == {
+        json.loads(r.value)["event_id"]
+        for r in read_topic(kafka_broker.bootstrap_servers, other, 2000)
+    }

@@ -43,3 +43,71 @@ def test_the_sample_event_is_valid():
         )
         == []
     )
+
+
+def documented_options(heading: str) -> list[tuple[str, str | None, str | None]]:
+    """``(flag, env, default text)`` from the flag table under ``heading`` in the README.
+
+    A row may list several flags with their variables and defaults in the same order;
+    ``...`` ends a list early, and a default that is prose (``none``, ``no cap``, ...) is
+    None: only literal defaults are compared with the code.
+    """
+    section = README.split(heading, 1)[1].split("\n## ", 1)[0]
+    found = []
+    for line in section.splitlines():
+        if not line.startswith("| `--"):
+            continue
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        flags = re.findall(r"`(--[a-z-]+)`", cells[0])
+        envs = re.findall(r"`([A-Z][A-Z0-9_]+)`", cells[1])
+        defaults = [d.strip() for d in re.split(r"[;(]| or ", cells[2])[0].split(",")]
+        for i, flag in enumerate(flags):
+            env = envs[i] if i < len(envs) else None
+            text = defaults[i] if len(defaults) == len(flags) else None
+            literal = text and re.fullmatch(r"`?([\w.:/-]+?)`?(/s)?", text)
+            value = literal.group(1) if literal else None
+            prose = value in ("none", "now", "unlimited") or re.search(r"[A-Z]{3}_", value or "")
+            found.append((flag, env, None if prose else value))
+    return found
+
+
+def test_the_producer_table_matches_the_parser_names_and_defaults():
+    options = {o.flag: o for group in OPTION_GROUPS.values() for o in group}
+    rows = documented_options("## The producer")
+    assert {flag for flag, _, _ in rows} == set(options)
+    checked = 0
+    for flag, env, default in rows:
+        if env is not None:
+            assert env == options[flag].env, flag
+        if default is not None:
+            assert options[flag].convert(default) == options[flag].default, flag
+            checked += 1
+    assert checked >= 15  # most defaults are literal; a parsing slip must not skip them all
+
+
+def test_the_job_table_matches_the_parser_names_and_defaults():
+    parser = build_parser({})
+    args = vars(parser.parse_args([]))
+    actions = {a.option_strings[0]: a for a in parser._actions if a.option_strings}
+    rows = documented_options("## The Spark job")
+    documented = {flag for flag, _, _ in rows}
+    assert documented == set(actions) - {"-h"} - SECURITY_FLAGS
+    checked = 0
+    for flag, env, default in rows:
+        action = actions[flag]
+        assert f"[{env}]" in action.help, flag
+        if default is not None:
+            convert = action.type or str
+            assert convert(default) == args[action.dest], flag
+            checked += 1
+    assert checked >= 10
+
+
+# The job's table sums up its security flags in one row ("as for the producer").
+SECURITY_FLAGS = {
+    "--security-protocol",
+    "--sasl-mechanism",
+    "--sasl-username",
+    "--sasl-password-file",
+    "--ssl-cafile",
+}

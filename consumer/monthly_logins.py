@@ -834,6 +834,9 @@ def check_kafka(spark: SparkSession, options: JobOptions) -> int:
                 "--bootstrap-servers / KAFKA_BOOTSTRAP_SERVERS right?",
                 EXIT_KAFKA,
             ) from None
+        tls = explain_tls_failure(text, options)
+        if tls is not None:
+            raise JobError(tls, EXIT_KAFKA) from None
         if "Authentication" in text or "SaslAuthentication" in text:
             raise JobError(
                 f"Kafka at {options.bootstrap_servers} rejected the credentials of "
@@ -852,6 +855,61 @@ def check_kafka(spark: SparkSession, options: JobOptions) -> int:
     finally:
         if admin is not None:
             admin.close()
+
+
+_CERT_EXPIRED = re.compile(r"CertificateExpiredException: (?P<detail>[^\n]+)")
+_CERT_NOT_YET_VALID = re.compile(r"CertificateNotYetValidException: (?P<detail>[^\n]+)")
+_CERT_NAME = re.compile(r"CertificateException: (?P<detail>No (?:subject alternative|name)[^\n]+)")
+_HANDSHAKE = re.compile(r"SSLHandshakeException: (?P<detail>[^\n]+)")
+
+
+def explain_tls_failure(text: str, options: JobOptions) -> str | None:
+    """What was wrong with the broker's certificate, from the Java client's exception text.
+
+    Kafka reports every failed TLS handshake as an ``SslAuthenticationException``; without
+    this, the credentials message would blame a SASL user and password that a TLS-only
+    setup does not even have. The JSSE cause underneath says whether the certificate was
+    expired, for another name, or signed by a CA the job does not trust, and each has a
+    different fix.
+    """
+    if "SslAuthenticationException" not in text and "SSLHandshakeException" not in text:
+        return None
+    where = f"Kafka at {options.bootstrap_servers}"
+    cafile = options.security.ssl_cafile
+    trusted = f"the CA in {cafile}" if cafile else "the JVM's default CA certificates"
+    if match := _CERT_EXPIRED.search(text):
+        until = match["detail"].replace("NotAfter:", "").strip()
+        return (
+            f"{where} presented a TLS certificate that has expired (valid until {until}). The "
+            "broker's operator must renew it (if the date looks wrong, check this machine's "
+            "clock); do not turn certificate verification off."
+        )
+    if match := _CERT_NOT_YET_VALID.search(text):
+        since = match["detail"].replace("NotBefore:", "").strip()
+        return (
+            f"{where} presented a TLS certificate that is not valid yet (valid from {since}). "
+            "Check this machine's clock, or wait until the certificate's start date."
+        )
+    if match := _CERT_NAME.search(text):
+        return (
+            f"{where} presented a TLS certificate that was not issued for this address "
+            f"({match['detail'].strip()}). Connect with a host name the certificate lists "
+            "(--bootstrap-servers), or have the certificate reissued with this name."
+        )
+    if "PKIX path building failed" in text or "unable to find valid certification path" in text:
+        return (
+            f"{where} presented a TLS certificate that is not trusted: it is not signed by "
+            f"{trusted} (unable to find a valid certification path). Pass the CA certificate "
+            "(PEM) that signed the broker's certificate with --ssl-cafile / KAFKA_SSL_CAFILE."
+        )
+    match = _HANDSHAKE.search(text)
+    detail = match["detail"].strip() if match else "SSL handshake failed"
+    return (
+        f"the TLS handshake with {where} failed ({detail[:300]}). Check that this address is "
+        "a TLS listener (for one without TLS use --security-protocol PLAINTEXT or "
+        "SASL_PLAINTEXT) and that --ssl-cafile / KAFKA_SSL_CAFILE is the CA that signed "
+        "its certificate."
+    )
 
 
 def checkpoint_marker(options: JobOptions) -> Path:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -30,7 +31,8 @@ ATTEMPT_TIMEOUT_S = 2.0  # one bootstrap attempt; attempts repeat until --connec
 
 
 class BrokerUnreachableError(RuntimeError):
-    """Kafka did not answer within the connect timeout, or refused our credentials."""
+    """Kafka did not answer within the connect timeout, refused our credentials, or
+    presented a TLS certificate this client cannot accept."""
 
 
 @dataclass
@@ -76,24 +78,107 @@ def auth_failed_message(connection: KafkaConnection, detail: object) -> str:
     )
 
 
+# Python's ssl module: "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed:
+# certificate has expired (_ssl.c:1006)"; the reason is OpenSSL's verify error text.
+_VERIFY_FAILED = re.compile(r"certificate verify failed: (?P<reason>.+?)\.?\s*\(_ssl\.c:\d+\)")
+_HANDSHAKE_FAILED = re.compile(r"Handshake failed: (?P<reason>.+?)\s*(?:\(_ssl\.c:\d+\))?$")
+
+
+def tls_failure_kind(reason: str) -> str:
+    """``expired``, ``not_yet_valid``, ``hostname``, ``untrusted`` or ``other``, from the
+    verify error OpenSSL gives Python's ssl module (kafka-python's TLS)."""
+    lowered = reason.lower()
+    if "has expired" in lowered:
+        return "expired"
+    if "not yet valid" in lowered:
+        return "not_yet_valid"
+    if "mismatch" in lowered:
+        return "hostname"
+    if "issuer" in lowered or "self-signed" in lowered or "self signed" in lowered:
+        return "untrusted"
+    return "other"
+
+
+def tls_failed_message(connection: KafkaConnection, reason: str, verify: bool) -> str:
+    """One line that says what was wrong with the broker's certificate, and who can fix it.
+
+    ``verify`` is False for a handshake that failed before any certificate was judged
+    (typically a TLS client on a listener that does not speak TLS).
+    """
+    where = f"Kafka at {connection.bootstrap_servers}"
+    cafile = connection.ssl_cafile
+    if not verify:
+        return (
+            f"the TLS handshake with {where} failed ({reason}). Check that this address is a "
+            "TLS listener (for one without TLS use --security-protocol PLAINTEXT or "
+            "SASL_PLAINTEXT) and that --ssl-cafile / KAFKA_SSL_CAFILE is the CA that signed "
+            "its certificate."
+        )
+    kind = tls_failure_kind(reason)
+    if kind == "expired":
+        return (
+            f"{where} presented a TLS certificate that has expired ({reason}). The broker's "
+            "operator must renew it (if the date looks wrong, check this machine's clock); "
+            "do not turn certificate verification off."
+        )
+    if kind == "not_yet_valid":
+        return (
+            f"{where} presented a TLS certificate that is not valid yet ({reason}). Check this "
+            "machine's clock, or wait until the certificate's start date."
+        )
+    if kind == "hostname":
+        return (
+            f"{where} presented a TLS certificate that was not issued for this address "
+            f"({reason}). Connect with a host name the certificate lists "
+            "(--bootstrap-servers), or have the certificate reissued with this name."
+        )
+    trusted = f"the CA in {cafile}" if cafile else "this machine's CA certificates"
+    if kind == "untrusted":
+        return (
+            f"{where} presented a TLS certificate that is not trusted: it is not signed by "
+            f"{trusted} ({reason}). Pass the CA certificate (PEM) that signed the broker's "
+            "certificate with --ssl-cafile / KAFKA_SSL_CAFILE."
+        )
+    return (
+        f"{where} presented a TLS certificate that was not accepted ({reason}; trusted: "
+        f"{trusted}). Check the broker's certificate and --ssl-cafile / KAFKA_SSL_CAFILE."
+    )
+
+
 class _AuthFailureWatch(logging.Handler):
-    """Notices authentication failures, which kafka-python only logs while it retries.
+    """Notices authentication and TLS failures, which kafka-python only logs while it retries.
 
     Brokers answer a wrong SCRAM password by closing the connection, and kafka-python
     3.0 often reports just "socket disconnected". A connection lost *after* the broker's
     version was negotiated (so Kafka is reachable and answering) but before it was ready
     can only have failed in the SASL step; two of those in a row count as a refusal.
+
+    A certificate that fails verification fails every handshake the same way, so the
+    first one settles it: retrying until the connect timeout and then blaming an
+    unreachable broker would send the user looking in the wrong place. Other handshake
+    failures (no TLS on that port, a cut connection) count after two in a row.
     """
 
     def __init__(self, sasl: bool) -> None:
         super().__init__(level=logging.WARNING)
         self.sasl = sasl
         self.lost_during_auth = 0
+        self.handshakes_failed = 0
         self.failure: str | None = None
+        self.tls_failure: tuple[str, bool] | None = None  # (reason, certificate judged)
 
     def emit(self, record: logging.LogRecord) -> None:
         message = record.getMessage()
-        if "AuthenticationFailed" in message or "Authentication failed" in message:
+        verify = _VERIFY_FAILED.search(message)
+        if verify:
+            self.tls_failure = (f"certificate verify failed: {verify.group('reason')}", True)
+            return
+        handshake = _HANDSHAKE_FAILED.search(message)
+        if handshake and "Connection failed" in message:
+            self.handshakes_failed += 1
+            if self.handshakes_failed >= 2:
+                self.tls_failure = (handshake.group("reason"), False)
+        elif "AuthenticationFailed" in message or "Authentication failed" in message:
             self.failure = message
         elif self.sasl and "Connection lost" in message and "broker_version=(" in message:
             self.lost_during_auth += 1
@@ -130,6 +215,8 @@ def connect_with_retry(connection: KafkaConnection, make: Callable[..., Client])
                 return make(**options)
             except (KafkaError, OSError) as exc:
                 last_error: Exception = exc
+            if watch.tls_failure:
+                raise BrokerUnreachableError(tls_failed_message(connection, *watch.tls_failure))
             if watch.failure:
                 raise BrokerUnreachableError(auth_failed_message(connection, watch.failure))
             if time.monotonic() + delay >= deadline:
@@ -214,8 +301,12 @@ class KafkaPythonPublisher:
 
     def _failed(self, exc: BaseException) -> None:
         self.stats.failed += 1
-        self.stats.errors[type(exc).__name__] += 1
-        log.error("delivery failed: %s", exc)
+        name = type(exc).__name__
+        self.stats.errors[name] += 1
+        if self.stats.errors[name] == 1:  # once per kind: the summary line has the counts
+            log.error(
+                "delivery failed: %s (further %s failures are counted, not logged)", exc, name
+            )
 
     def send(self, record: LoginRecord) -> None:
         self.stats.sent += 1
@@ -233,13 +324,25 @@ class KafkaPythonPublisher:
         future.add_errback(self._failed)
 
     def flush(self, timeout_s: float) -> None:
+        # After a fatal refusal kafka-python aborts the batches (their errbacks count them)
+        # and flush raises "Future not done": the outcome is already in the stats.
         try:
             self._producer.flush(timeout=timeout_s)
         except KafkaTimeoutError as exc:
             log.error("flush did not complete in %.0fs: %s", timeout_s, exc)
+        except KafkaError as exc:
+            log.error("flush ended early: %s", exc)
+            # The aborted batches' errbacks arrive from the sender thread; wait for them so
+            # the summary counts every record as acknowledged or failed.
+            deadline = time.monotonic() + timeout_s
+            while self.stats.pending and time.monotonic() < deadline:
+                time.sleep(0.05)  # poll interval, bounded by the deadline
 
     def close(self) -> None:
-        self._producer.close(timeout=5)
+        try:
+            self._producer.close(timeout=5)
+        except KafkaError as exc:  # the same aborted batches, seen again by close's flush
+            log.debug("close: %s", exc)
 
 
 def open_publisher(config: ProducerConfig) -> Publisher:

@@ -143,7 +143,15 @@ class LocalKafka:
     """One KRaft broker+controller in ``home``, listening on ``host:port``.
 
     ``sasl_port`` adds a SASL_PLAINTEXT listener with SCRAM-SHA-256/512 for
-    ``scram_users`` (name -> password), created when the storage is formatted.
+    ``scram_users`` (name -> password), created when the storage is formatted, and with
+    PLAIN for ``plain_users`` (name -> password, kept in the listener's JAAS settings as
+    Kafka's built-in PLAIN server expects).
+
+    ``ssl_port`` adds an SSL (TLS) listener whose identity is ``ssl_certfile`` (the
+    server's certificate chain, PEM, leaf first) and ``ssl_keyfile`` (its unencrypted
+    PKCS#8 key, PEM). Kafka reads both from one PEM keystore file (``ssl.keystore.type=PEM``),
+    written into ``home`` at start, so tests can hand it certificates they made themselves,
+    including untrusted or expired ones. Clients are not asked for certificates.
     """
 
     home: Path
@@ -152,6 +160,10 @@ class LocalKafka:
     controller_port: int = 9093
     sasl_port: int | None = None
     scram_users: Mapping[str, str] = field(default_factory=dict)
+    plain_users: Mapping[str, str] = field(default_factory=dict)
+    ssl_port: int | None = None
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
     heap: str = os.environ.get("LOCAL_KAFKA_HEAP", "512m")
     extra_properties: Mapping[str, str] = field(default_factory=dict)
     # A complete configuration to run instead of the one below (e.g. the compose file's,
@@ -165,6 +177,15 @@ class LocalKafka:
     @property
     def sasl_bootstrap_servers(self) -> str:
         return f"{self.host}:{self.sasl_port}"
+
+    @property
+    def ssl_bootstrap_servers(self) -> str:
+        return f"{self.host}:{self.ssl_port}"
+
+    @property
+    def ssl_keystore_file(self) -> Path:
+        """The PEM keystore (key, then certificate chain) that the SSL listener serves."""
+        return self.home / "tls" / "keystore.pem"
 
     @property
     def data_dir(self) -> Path:
@@ -194,11 +215,29 @@ class LocalKafka:
             listeners.append(f"SASL_PLAINTEXT://{self.host}:{self.sasl_port}")
             advertised.append(f"SASL_PLAINTEXT://{self.host}:{self.sasl_port}")
             protocols.append("SASL_PLAINTEXT:SASL_PLAINTEXT")
-            props["sasl.enabled.mechanisms"] = "SCRAM-SHA-256,SCRAM-SHA-512"
+            mechanisms = ["SCRAM-SHA-256", "SCRAM-SHA-512"]
             for mechanism in ("scram-sha-256", "scram-sha-512"):
                 props[f"listener.name.sasl_plaintext.{mechanism}.sasl.jaas.config"] = (
                     "org.apache.kafka.common.security.scram.ScramLoginModule required;"
                 )
+            if self.plain_users:
+                # PLAIN's built-in server checks passwords against user_<name> options.
+                mechanisms.append("PLAIN")
+                users = "".join(
+                    f' user_{_jaas_name(name)}="{_jaas_escape(password)}"'
+                    for name, password in self.plain_users.items()
+                )
+                props["listener.name.sasl_plaintext.plain.sasl.jaas.config"] = (
+                    f"org.apache.kafka.common.security.plain.PlainLoginModule required{users};"
+                )
+            props["sasl.enabled.mechanisms"] = ",".join(mechanisms)
+        if self.ssl_port is not None:
+            listeners.append(f"SSL://{self.host}:{self.ssl_port}")
+            advertised.append(f"SSL://{self.host}:{self.ssl_port}")
+            protocols.append("SSL:SSL")
+            props["listener.name.ssl.ssl.keystore.type"] = "PEM"
+            props["listener.name.ssl.ssl.keystore.location"] = str(self.ssl_keystore_file)
+            props["listener.name.ssl.ssl.client.auth"] = "none"
         listeners.append(f"CONTROLLER://{self.host}:{self.controller_port}")
         props.update(
             {
@@ -298,6 +337,35 @@ class LocalKafka:
                 f"{result.stdout[-2000:]}{result.stderr[-2000:]}"
             )
 
+    def _write_keystore(self) -> None:
+        """The SSL listener's PEM keystore: ``ssl_keyfile`` then ``ssl_certfile``.
+
+        Kafka's file-based PEM keystore wants the key and its chain in one file. It is
+        written afresh at every start so that a restart picks up new certificates, and is
+        created readable by this user only because it holds the private key.
+        """
+        if self.ssl_port is None:
+            return
+        if self.ssl_certfile is None or self.ssl_keyfile is None:
+            raise LocalKafkaError(
+                "ssl_port needs ssl_certfile (the server's certificate chain, PEM) and "
+                "ssl_keyfile (its unencrypted PKCS#8 key, PEM)"
+            )
+        try:
+            key = Path(self.ssl_keyfile).read_text()
+            chain = Path(self.ssl_certfile).read_text()
+        except OSError as exc:
+            raise LocalKafkaError(f"cannot read the TLS key or certificate: {exc}") from None
+        if "-----BEGIN PRIVATE KEY-----" not in key:
+            raise LocalKafkaError(
+                f"{self.ssl_keyfile} is not an unencrypted PKCS#8 key (-----BEGIN PRIVATE "
+                "KEY-----), the only kind Kafka's PEM keystore reads without a password; "
+                "convert it with `openssl pkcs8 -topk8 -nocrypt`"
+            )
+        self.ssl_keystore_file.parent.mkdir(parents=True, exist_ok=True)
+        self.ssl_keystore_file.touch(mode=0o600, exist_ok=True)
+        self.ssl_keystore_file.write_text(key.rstrip("\n") + "\n" + chain)
+
     def start(self, timeout_s: float = READY_TIMEOUT_S) -> None:
         """Start in the background and return once the broker answers; no-op if running."""
         if self.pid() is not None:
@@ -317,9 +385,12 @@ class LocalKafka:
         except JavaError as exc:
             raise LocalKafkaError(str(exc)) from None
         self.home.mkdir(parents=True, exist_ok=True)
+        self._write_keystore()
         self.properties_file.write_text(
             "# Written by services/kafka.py; edit LocalKafka.properties() instead.\n"
-            + "".join(f"{key}={value}\n" for key, value in self.properties().items())
+            + "".join(
+                f"{key}={_properties_escape(value)}\n" for key, value in self.properties().items()
+            )
         )
         self._format_storage(java)
         command = self._java_command(java, "kafka.Kafka", str(self.properties_file))
@@ -391,6 +462,30 @@ def properties_from_bitnami_env(environment: Mapping[str, str]) -> dict[str, str
         for key, value in environment.items()
         if key.startswith(prefix)
     }
+
+
+def _jaas_escape(text: str) -> str:
+    """A value for a double-quoted JAAS option: a quote in a password would otherwise end
+    the value early and make the broker refuse the whole listener configuration."""
+    return text.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def _jaas_name(name: str) -> str:
+    """A user name as part of a JAAS option name (``user_<name>``), which cannot be quoted."""
+    if not name or not all(c.isalnum() or c in "._-" for c in name):
+        raise LocalKafkaError(
+            f"PLAIN user name {name!r}: use letters, digits, '.', '_' or '-' only"
+        )
+    return name
+
+
+def _properties_escape(value: str) -> str:
+    """``value`` written so that java.util.Properties reads back exactly ``value``.
+
+    Properties files treat a backslash as an escape and a line break as the end of the
+    value, so a JAAS setting holding an escaped quote would otherwise reach Kafka changed.
+    """
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r")
 
 
 def _new_cluster_id() -> str:

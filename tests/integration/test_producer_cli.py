@@ -191,6 +191,9 @@ def test_refused_deliveries_are_counted_and_exit_1(kafka_broker, tmp_path):
     stats = json.loads(summary.read_text())
     assert (stats["sent"], stats["acknowledged"], stats["failed"]) == (50, 0, 50)
     assert "0 acknowledged, 50 failed" in result.stdout
+    assert "Errors: MessageSizeTooLargeError x50." in result.stdout
+    assert "Traceback" not in result.stderr
+    assert result.stderr.count("delivery failed:") == 1  # one line per kind, all counted
     assert read_topic(kafka_broker.bootstrap_servers, topic, 1, timeout_s=3) == []
 
 
@@ -198,8 +201,8 @@ def test_the_confluent_client_delivers_the_same_accounting(kafka_broker, topic, 
     summary = tmp_path / "summary.json"
     result = run(
         kafka_broker.bootstrap_servers,
-        "--topic", topic, "--client", "confluent", "--months", "2", "--count", "2000",
-        "--seed", "7", "--summary-json", str(summary),
+        "--topic", topic, "--client", "confluent", "--start", "2025-01-01", "--end",
+        "2025-02-28", "--count", "2000", "--seed", "7", "--summary-json", str(summary),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "2,000 acknowledged, 0 failed" in result.stdout
@@ -214,8 +217,8 @@ def test_the_confluent_client_delivers_the_same_accounting(kafka_broker, topic, 
     other = f"{topic}-kp"
     result = run(
         kafka_broker.bootstrap_servers,
-        "--topic", other, "--months", "2", "--count", "2000", "--seed", "7",
-        "--summary-json", str(again),
+        "--topic", other, "--start", "2025-01-01", "--end", "2025-02-28", "--count", "2000",
+        "--seed", "7", "--summary-json", str(again),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     ids = {json.loads(r.value)["event_id"] for r in records}

@@ -171,7 +171,7 @@ def test_killing_the_job_repeatedly_loses_and_duplicates_nothing(kafka_broker, t
         "--rate",
         "400",
         "--duration",
-        "75s",
+        "120s",  # long enough that every restart finds new events to batch
         "--seed",
         str(seed),
         "--summary-json",
@@ -179,14 +179,22 @@ def test_killing_the_job_repeatedly_loses_and_duplicates_nothing(kafka_broker, t
     )
     kills = []
     try:
-        for _ in range(3):
+        for attempt in range(3):
             job = RunningJob(kafka_broker, topic, tmp_path, "--trigger", "2s")
-            delay = rng.uniform(8, 24)  # spans start-up, first batches and steady state
+            started = time.monotonic()
+            if attempt > 0:  # the first kill may hit start-up; the others must hit batches
+                wait_for(
+                    lambda job=job: "[monthly_logins] batch" in job.stdout or not job.alive(),
+                    180,
+                    f"a batch of restart {attempt} (RELIABILITY_SEED={seed})",
+                )
+            delay = rng.uniform(0, 8) if attempt else rng.uniform(8, 24)
             time.sleep(delay)  # the fault's timing is the point here, not a readiness wait
             assert job.alive(), f"RELIABILITY_SEED={seed}: " + job.stderr_path.read_text()[-3000:]
             job.kill_hard()
             kills.append(
-                f"{delay:.1f} s ({job.stdout.count('[monthly_logins] batch')} batches done)"
+                f"{time.monotonic() - started:.1f} s "
+                f"({job.stdout.count('[monthly_logins] batch')} batches done)"
             )
         _, stderr = producer.communicate(timeout=180)
     finally:

@@ -304,6 +304,13 @@ def tally(acknowledged: int, records: list, counted: dict[str, tuple[int, int, i
     )
 
 
+def record_exact_run(name: str, result: Tally, **row: object) -> None:
+    """One reliability row from an observed run, which must have counted exactly."""
+    row = {"times": 1, **row}
+    record_reliability(name, lost=result.lost, double_counted=result.double_counted, **row)
+    assert result.exact and result.lost == 0 and result.double_counted == 0, result
+
+
 def read_back(broker: LocalKafka, topic: str, expected: int) -> list:
     """Every record on ``topic`` via PLAINTEXT; asks for one more so extras would show."""
     return read_topic(broker.bootstrap_servers, topic, expected + 1, timeout_s=5)
@@ -360,15 +367,14 @@ def test_scram_right_password_counts_exactly_and_a_wrong_one_is_refused(
     assert counted.result.returncode == 0, counted.output[-3000:]
     records = read_back(secure_broker, topic, right.acknowledged)
     result = tally(right.acknowledged, records, counted.monthly)
-    record_reliability(
+    record_exact_run(
         "scram",
+        result,
         fault="SASL/SCRAM-SHA-512: the right password, and a wrong one",
         injection="producer (password in a file) and job (KAFKA_SASL_PASSWORD) on the SCRAM "
         "listener; then both again with a wrong password",
         times=2,
         events=right.summary["sent"],
-        lost=result.lost,
-        double_counted=result.double_counted,
         note=f"right password: {right.summary['sent']:,} sent, {result.acknowledged:,} "
         f"acknowledged, {result.on_topic:,} on the topic, {result.counted:,} counted (job "
         f"{counted_s:.0f} s); wrong "
@@ -376,7 +382,6 @@ def test_scram_right_password_counts_exactly_and_a_wrong_one_is_refused(
         f"{wrong.result.returncode} and {refused.result.returncode}, "
         f"{'no table' if no_table(refused) else 'a table'} written)",
     )
-    assert result.exact and result.lost == 0 and result.double_counted == 0, result
     output = right.result.stdout + right.result.stderr + counted.output + refused.output
     assert PASSWORD not in output
 
@@ -396,20 +401,17 @@ def test_plain_right_password_counts_exactly(secure_broker: LocalKafka, tmp_path
     assert counted.result.returncode == 0, counted.output[-3000:]
     records = read_back(secure_broker, topic, right.acknowledged)
     result = tally(right.acknowledged, records, counted.monthly)
-    record_reliability(
+    record_exact_run(
         "sasl_plain",
+        result,
         fault="SASL/PLAIN (a password with a quote and a backslash)",
         injection="producer and job with --sasl-mechanism PLAIN and KAFKA_SASL_PASSWORD on the "
         "SASL_PLAINTEXT listener; the producer once more with a wrong password",
-        times=1,
         events=right.summary["sent"],
-        lost=result.lost,
-        double_counted=result.double_counted,
         note=f"{right.summary['sent']:,} sent, {result.acknowledged:,} acknowledged, "
         f"{result.on_topic:,} on the topic, {result.counted:,} counted (job {counted_s:.0f} s); "
         f"wrong password refused in {wrong.seconds:.1f} s (exit {wrong.result.returncode})",
     )
-    assert result.exact and result.lost == 0 and result.double_counted == 0, result
     assert PLAIN_PASSWORD not in right.result.stdout + right.result.stderr + counted.output
 
 
@@ -429,20 +431,17 @@ def test_tls_with_the_right_ca_counts_exactly(
     assert counted.result.returncode == 0, counted.output[-3000:]
     records = read_back(secure_broker, topic, sent.acknowledged)
     result = tally(sent.acknowledged, records, counted.monthly)
-    record_reliability(
+    record_exact_run(
         "tls",
+        result,
         fault="TLS (SSL listener, certificate for localhost and 127.0.0.1 from a test CA)",
         injection="producer and job with --security-protocol SSL --ssl-cafile ca.pem against "
         "the broker's SSL listener (PEM keystore)",
-        times=1,
         events=sent.summary["sent"],
-        lost=result.lost,
-        double_counted=result.double_counted,
         note=f"{sent.summary['sent']:,} sent, {result.acknowledged:,} acknowledged, "
         f"{result.on_topic:,} on the topic, {result.counted:,} counted (producer "
         f"{sent.seconds:.1f} s, job {counted_s:.0f} s)",
     )
-    assert result.exact and result.lost == 0 and result.double_counted == 0, result
 
 
 def seed_topic(broker: LocalKafka, topic: str, work: Path) -> int:

@@ -10,7 +10,6 @@ import platform
 import re
 import subprocess
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -132,9 +131,3 @@ def kafka_tool(main_class: str, *args: str, timeout: float = 900) -> str:
     if result.returncode != 0:
         raise RuntimeError(f"{main_class} failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
     return result.stdout
-
-
-def timed(action: Callable[[], object]) -> float:
-    started = time.perf_counter()
-    action()
-    return time.perf_counter() - started

@@ -25,10 +25,11 @@ from pathlib import Path
 
 from bench.probes import MemorySampler, kafka_tool, machine_description
 from producer.events import LoginEventGenerator, LoginRecord
-from producer.rhythm import to_epoch_ms
-from services.kafka import LocalKafka, read_topic
+from services.kafka import LocalKafka
 from services.settings import PROJECT_ROOT
 from services.spark_submit import submit_command, submit_env
+from tests.support.kafka import read_topic
+from tests.support.truth import to_epoch_ms
 
 PRODUCER_SETTINGS = {"acks": "all", "linger_ms": 20, "batch_size": 256 * 1024,
                      "compression": "lz4"}  # fmt: skip

@@ -18,7 +18,14 @@ from dataclasses import dataclass
 from types import FrameType
 
 from producer.config import ProducerConfig, parse_config
-from producer.delivery import BrokerUnreachableError, DeliveryStats, Publisher, open_publisher
+from producer.delivery import (
+    BrokerUnreachableError,
+    DeliveryStats,
+    KafkaPythonPublisher,
+    Publisher,
+    ensure_topic,
+)
+from producer.delivery import log as delivery_log
 from producer.events import LoginEventGenerator, LoginRecord
 from producer.progress import Progress, make_progress
 
@@ -175,6 +182,25 @@ def write_summary_json(config: ProducerConfig, result: RunResult) -> None:
         )
         + "\n"
     )
+
+
+def open_publisher(config: ProducerConfig) -> Publisher:
+    """The publisher for ``config.client``, connected, with the topic in place.
+
+    Here rather than in ``delivery`` so that ``confluent_delivery`` (which builds on
+    ``delivery``) is imported only when asked for: confluent-kafka is an optional extra.
+    """
+    delivery_log.info(
+        "connecting to Kafka at %s (retrying for up to %gs)",
+        config.kafka.bootstrap_servers,
+        config.kafka.connect_timeout_s,
+    )
+    ensure_topic(config.kafka, config.topic, config.partitions)
+    if config.client == "confluent":
+        from producer.confluent_delivery import ConfluentPublisher
+
+        return ConfluentPublisher(config)
+    return KafkaPythonPublisher(config)
 
 
 def main(argv: list[str] | None = None) -> int:

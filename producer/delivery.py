@@ -343,18 +343,3 @@ class KafkaPythonPublisher:
             self._producer.close(timeout=5)
         except KafkaError as exc:  # the same aborted batches, seen again by close's flush
             log.debug("close: %s", exc)
-
-
-def open_publisher(config: ProducerConfig) -> Publisher:
-    """The publisher for ``config.client``, connected, with the topic in place."""
-    log.info(
-        "connecting to Kafka at %s (retrying for up to %gs)",
-        config.kafka.bootstrap_servers,
-        config.kafka.connect_timeout_s,
-    )
-    ensure_topic(config.kafka, config.topic, config.partitions)
-    if config.client == "confluent":
-        from producer.confluent_delivery import ConfluentPublisher
-
-        return ConfluentPublisher(config)
-    return KafkaPythonPublisher(config)

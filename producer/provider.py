@@ -119,8 +119,8 @@ class LoginProvider(BaseProvider):
     """Faker provider for the vocabulary of login events.
 
     Registered like any Faker provider (``fake.add_provider(LoginProvider)``), it adds
-    ``browser_family()``, ``login_user_agent()``, ``auth_method()``,
-    ``login_failure_reason()``, ``login_country()`` and ``simulated_user()``.
+    ``browser_family()``, ``login_user_agent()``, ``auth_method()``, ``login_country()``
+    and ``simulated_user()``.
     """
 
     def _weighted(self, weights: dict[str, float]) -> str:
@@ -166,10 +166,6 @@ class LoginProvider(BaseProvider):
     def auth_method(self) -> str:
         """How a user signs in: password, password with OTP, SSO or passkey."""
         return self._weighted(AUTH_METHODS)
-
-    def login_failure_reason(self) -> str:
-        """Why an ordinary login failed."""
-        return self._weighted(FAILURE_REASONS)
 
     def login_country(self) -> str:
         """A country code weighted by the share of users living there."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
-from datetime import datetime, timezone
 
 HOUR_MS = 3_600_000
 
@@ -26,13 +25,6 @@ WEEKDAY_PROFILE: tuple[float, ...] = (1.05, 1.10, 1.10, 1.05, 1.00, 0.70, 0.60)
 
 # The simulated service grows by this factor per year, so monthly charts show a trend.
 YEARLY_GROWTH = 1.35
-
-
-def to_epoch_ms(moment: datetime) -> int:
-    """Milliseconds since the epoch; naive datetimes are taken as UTC."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return int(moment.timestamp() * 1000)
 
 
 def hour_weight(hour_start_ms: int, range_start_ms: int) -> float:

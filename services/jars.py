@@ -15,12 +15,14 @@ from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
 from services.java import require_java
-from services.settings import CACHE_DIR
+from services.settings import CACHE_DIR, load_settings
 
 IVY_HOME = CACHE_DIR / "ivy"  # spark.jars.ivy; Ivy's artifact cache is IVY_HOME/cache
 CLASSPATH_DIR = CACHE_DIR / "classpaths"
 
 Module = tuple[str, str, str]  # (organisation, name, revision)
+# Kafka's jars log through SLF4J 1.7 but bring no backend; slf4j-simple writes to the log file.
+SLF4J_SIMPLE: Module = ("org.slf4j", "slf4j-simple", "1.7.36")
 
 
 class ResolutionError(RuntimeError):
@@ -50,6 +52,15 @@ def _ivy_module_xml(modules: Sequence[Module]) -> str:
         f"  <dependencies>\n{dependencies}\n  </dependencies>\n"
         "</ivy-module>\n"
     )
+
+
+def kafka_modules(kafka_version: str, scala_version: str) -> list[Module]:
+    """The broker (``kafka_<scala>``), Kafka's command-line tools, and a logging backend."""
+    return [
+        ("org.apache.kafka", f"kafka_{scala_version}", kafka_version),
+        ("org.apache.kafka", "kafka-tools", kafka_version),
+        SLF4J_SIMPLE,
+    ]
 
 
 def resolve_classpath(modules: Sequence[Module]) -> list[Path]:
@@ -98,8 +109,6 @@ def main() -> int:
     The local broker and Kafka's tools, and Spark's Kafka connector for ``--packages``
     (into the same Ivy cache spark-submit reads), so later runs work offline.
     """
-    from services.kafka import kafka_modules
-    from services.settings import load_settings
 
     settings = load_settings()
     organisation, name, revision = settings.spark_kafka_connector.split(":")

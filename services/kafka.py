@@ -26,27 +26,16 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from services.jars import Module, resolve_classpath
+from services.jars import kafka_modules, resolve_classpath
 from services.java import JavaError, require_java
 from services.settings import LOCAL_DIR, PROJECT_ROOT, load_settings
 
-# Kafka's jars log through SLF4J 1.7 but bring no backend; slf4j-simple writes to the log file.
-SLF4J_SIMPLE: Module = ("org.slf4j", "slf4j-simple", "1.7.36")
 READY_TIMEOUT_S = 90.0
 STOP_TIMEOUT_S = 45.0
 
 
 class LocalKafkaError(RuntimeError):
     """The local broker could not be started or stopped; the message says why and what to do."""
-
-
-def kafka_modules(kafka_version: str, scala_version: str) -> list[Module]:
-    """The broker (``kafka_<scala>``), Kafka's command-line tools, and a logging backend."""
-    return [
-        ("org.apache.kafka", f"kafka_{scala_version}", kafka_version),
-        ("org.apache.kafka", "kafka-tools", kafka_version),
-        SLF4J_SIMPLE,
-    ]
 
 
 def kafka_classpath() -> list[Path]:
@@ -84,33 +73,6 @@ def broker_answers(bootstrap_servers: str, timeout_s: float = 2.0) -> bool:
             return False
         finally:
             admin.close()
-
-
-def read_topic(bootstrap_servers: str, topic: str, expected: int, timeout_s: float = 60) -> list:
-    """Every record on ``topic``, read with a plain kafka-python consumer (no group).
-
-    Polls until ``expected`` records arrived or ``timeout_s`` passed; tests and benchmarks
-    use it to compute the truth independently of the Spark job.
-    """
-    from kafka import KafkaConsumer
-
-    consumer = KafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap_servers,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        group_id=None,
-        consumer_timeout_ms=1000,
-    )
-    records: list = []
-    deadline = time.monotonic() + timeout_s
-    try:
-        while len(records) < expected and time.monotonic() < deadline:
-            for batch in consumer.poll(timeout_ms=500).values():
-                records.extend(batch)
-    finally:
-        consumer.close()
-    return records
 
 
 def port_is_free(host: str, port: int) -> bool:
@@ -448,20 +410,6 @@ class LocalKafka:
             return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return "(no log yet)"
-
-
-def properties_from_bitnami_env(environment: Mapping[str, str]) -> dict[str, str]:
-    """server.properties the way the Bitnami Kafka image derives it from its environment.
-
-    ``KAFKA_CFG_<NAME>`` becomes ``<name>`` in lowercase with ``_`` as ``.``
-    (``KAFKA_CFG_NODE_ID`` -> ``node.id``); other variables are not broker properties.
-    """
-    prefix = "KAFKA_CFG_"
-    return {
-        key[len(prefix) :].lower().replace("_", "."): str(value)
-        for key, value in environment.items()
-        if key.startswith(prefix)
-    }
 
 
 def _jaas_escape(text: str) -> str:

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from services.kafka import LocalKafka
-from tests.helpers import free_port
+from tests.support.kafka import free_port
 
 
 @pytest.fixture(scope="session")

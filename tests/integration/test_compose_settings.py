@@ -14,16 +14,12 @@ import re
 
 import pytest
 
-from services.kafka import LocalKafka, properties_from_bitnami_env
-from services.spark_cluster import LocalSparkCluster
-from tests.helpers import (
-    compose_model,
-    expected_monthly,
-    free_port,
-    produce_raw,
-    read_topic,
-    run_job,
-)
+from services.kafka import LocalKafka
+from tests.support.compose import compose_model
+from tests.support.jobs import run_job
+from tests.support.kafka import free_port, produce_raw, properties_from_bitnami_env, read_topic
+from tests.support.spark_cluster import LocalSparkCluster
+from tests.support.truth import expected_monthly
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -12,7 +12,8 @@ import pytest
 
 from services.kafka import LocalKafka
 from services.settings import PROJECT_ROOT
-from tests.helpers import expected_monthly, free_port, read_topic
+from tests.support.kafka import free_port, read_topic
+from tests.support.truth import expected_monthly
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

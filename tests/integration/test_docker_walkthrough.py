@@ -33,7 +33,8 @@ from tests.docker.stack import (
     records_read,
     timed,
 )
-from tests.helpers import expected_monthly, unavailable, wait_for
+from tests.support.conditions import unavailable, wait_for
+from tests.support.truth import expected_monthly
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.docker]
 
@@ -79,7 +80,7 @@ def topic_end(bootstrap: str = HOST_BOOTSTRAP) -> int:
 
 
 def read_events(count: int) -> list[dict]:
-    from services.kafka import read_topic
+    from tests.support.kafka import read_topic
 
     records = read_topic(HOST_BOOTSTRAP, "logins", count, timeout_s=120)
     assert len(records) == count, f"read {len(records)} of {count} records back"

@@ -12,13 +12,10 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from tests.helpers import (
-    RunningJob,
-    expected_monthly,
-    produce_raw,
-    run_job,
-    wait_for,
-)
+from tests.support.conditions import wait_for
+from tests.support.jobs import RunningJob, run_job
+from tests.support.kafka import produce_raw
+from tests.support.truth import expected_monthly
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

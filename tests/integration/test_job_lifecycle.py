@@ -11,7 +11,9 @@ import time
 
 import pytest
 
-from tests.helpers import RunningJob, free_port, produce_raw, run_job, wait_for
+from tests.support.conditions import wait_for
+from tests.support.jobs import RunningJob, run_job
+from tests.support.kafka import free_port, produce_raw
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -11,7 +11,7 @@ import pytest
 
 from services.kafka import LocalKafka, LocalKafkaError, broker_answers, process_command
 from services.settings import PROJECT_ROOT
-from tests.helpers import free_port, produce_raw, read_topic
+from tests.support.kafka import free_port, produce_raw, read_topic
 
 pytestmark = [pytest.mark.integration]
 

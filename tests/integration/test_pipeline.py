@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import expected_monthly, produce_raw, read_topic, run_job
+from tests.support.jobs import run_job
+from tests.support.kafka import produce_raw, read_topic
+from tests.support.truth import expected_monthly
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

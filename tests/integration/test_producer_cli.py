@@ -14,7 +14,7 @@ import pytest
 from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 
-from tests.helpers import free_port, read_topic
+from tests.support.kafka import free_port, read_topic
 
 pytestmark = [pytest.mark.integration]
 

@@ -18,18 +18,11 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from services.kafka import LocalKafka
-from tests.helpers import (
-    JobRun,
-    RunningJob,
-    expected_monthly,
-    free_port,
-    produce_with_metadata,
-    read_topic,
-    record_reliability,
-    run_job,
-    start_producer,
-    wait_for,
-)
+from tests.support.conditions import wait_for
+from tests.support.jobs import JobRun, RunningJob, run_job, start_producer
+from tests.support.kafka import free_port, produce_with_metadata, read_topic
+from tests.support.reliability import record_reliability
+from tests.support.truth import expected_monthly
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -30,14 +30,10 @@ from pathlib import Path
 import pytest
 
 from services.kafka import LocalKafka
-from tests.helpers import (
-    JobRun,
-    expected_monthly,
-    free_port,
-    read_topic,
-    record_reliability,
-    run_job,
-)
+from tests.support.jobs import JobRun, run_job
+from tests.support.kafka import free_port, read_topic
+from tests.support.reliability import record_reliability
+from tests.support.truth import expected_monthly
 
 USER, PASSWORD = "pipeline", "correct horse battery staple"
 # A quote and a backslash: both must survive the broker's JAAS settings and the job's.

@@ -15,7 +15,7 @@ import pytest
 
 from services.demo import verdict
 from services.settings import PROJECT_ROOT
-from tests.helpers import free_port
+from tests.support.kafka import free_port
 
 
 def run(*command: str, **env: str) -> subprocess.CompletedProcess[str]:

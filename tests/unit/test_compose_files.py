@@ -15,7 +15,7 @@ import pytest
 from consumer.monthly_logins import build_parser
 from producer.config import OPTION_GROUPS
 from services.settings import PROJECT_ROOT, load_settings
-from tests.helpers import COMPOSE_FILES, compose, compose_model
+from tests.support.compose import COMPOSE_FILES, compose, compose_model
 
 SETTINGS = load_settings()
 

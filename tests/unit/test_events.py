@@ -14,7 +14,8 @@ import pytest
 from jsonschema import Draft202012Validator, FormatChecker
 
 from producer.events import LoginEventGenerator, format_timestamp, uuid4_from
-from producer.rhythm import backfill_timestamps, to_epoch_ms
+from producer.rhythm import backfill_timestamps
+from tests.support.truth import to_epoch_ms
 
 SCHEMA = json.loads(
     (Path(__file__).parents[2] / "producer" / "login_event.schema.json").read_text()

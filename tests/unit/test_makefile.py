@@ -6,7 +6,7 @@ import re
 import subprocess
 
 from services.settings import PROJECT_ROOT
-from tests.helpers import make_help
+from tests.support.compose import make_help
 
 
 def test_every_phony_target_has_a_help_line():

@@ -164,8 +164,7 @@ def test_classification_keeps_the_kafka_coordinates(spark):
 @pytest.mark.parametrize("zone", ["UTC", "Europe/Berlin"])
 def test_generated_events_bucket_like_python(spark, zone):
     from producer.events import LoginEventGenerator
-    from producer.rhythm import to_epoch_ms
-    from tests.helpers import expected_monthly
+    from tests.support.truth import expected_monthly, to_epoch_ms
 
     start = to_epoch_ms(datetime(2023, 12, 25, tzinfo=timezone.utc))
     end = to_epoch_ms(datetime(2024, 3, 5, tzinfo=timezone.utc))

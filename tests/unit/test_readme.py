@@ -10,7 +10,7 @@ from jsonschema import Draft202012Validator, FormatChecker
 from consumer.monthly_logins import build_parser
 from producer.config import OPTION_GROUPS
 from services.settings import PROJECT_ROOT
-from tests.helpers import make_help
+from tests.support.compose import make_help
 
 README = (PROJECT_ROOT / "README.md").read_text()
 

@@ -1,0 +1,89 @@
+"""Kafka from a test's side: free ports, plain clients that write and read back,
+and the Bitnami image's way of turning its environment into broker settings."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterable, Mapping
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def read_topic(bootstrap_servers: str, topic: str, expected: int, timeout_s: float = 60) -> list:
+    """Every record on ``topic``, read with a plain kafka-python consumer (no group).
+
+    Polls until ``expected`` records arrived or ``timeout_s`` passed; tests and benchmarks
+    use it to compute the truth independently of the Spark job.
+    """
+    from kafka import KafkaConsumer
+
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap_servers,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
+        consumer_timeout_ms=1000,
+    )
+    records: list = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while len(records) < expected and time.monotonic() < deadline:
+            for batch in consumer.poll(timeout_ms=500).values():
+                records.extend(batch)
+    finally:
+        consumer.close()
+    return records
+
+
+def produce_raw(bootstrap_servers: str, topic: str, values: Iterable[bytes | None]) -> int:
+    """Publish ``values`` with a plain kafka-python producer (not the project's) and wait."""
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(
+        bootstrap_servers=bootstrap_servers, acks="all", max_request_size=2 * 1024 * 1024
+    )
+    futures = [producer.send(topic, value=v) for v in values]
+    producer.flush()
+    for future in futures:
+        future.get(timeout=30)
+    producer.close()
+    return len(futures)
+
+
+def produce_with_metadata(
+    bootstrap_servers: str, topic: str, values: list[bytes | None], **config: object
+) -> list[tuple[int, int]]:
+    """Publish ``values`` with a plain kafka-python producer; their (partition, offset).
+
+    Records are keyed (a null value needs a key) and spread over partitions by the key.
+    """
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(
+        bootstrap_servers=bootstrap_servers, acks="all", max_request_size=2 * 1024 * 1024, **config
+    )
+    futures = [producer.send(topic, key=f"k{i}".encode(), value=v) for i, v in enumerate(values)]
+    producer.flush()
+    placed = [(m.partition, m.offset) for m in (f.get(timeout=30) for f in futures)]
+    producer.close()
+    return placed
+
+
+def properties_from_bitnami_env(environment: Mapping[str, str]) -> dict[str, str]:
+    """server.properties the way the Bitnami Kafka image derives it from its environment.
+
+    ``KAFKA_CFG_<NAME>`` becomes ``<name>`` in lowercase with ``_`` as ``.``
+    (``KAFKA_CFG_NODE_ID`` -> ``node.id``); other variables are not broker properties.
+    """
+    prefix = "KAFKA_CFG_"
+    return {
+        key[len(prefix) :].lower().replace("_", "."): str(value)
+        for key, value in environment.items()
+        if key.startswith(prefix)
+    }

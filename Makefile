@@ -49,8 +49,8 @@ local-status: $(STAMP) ## Is the local broker running and answering?
 	$(PY) -m services.kafka status
 
 .PHONY: demo
-demo: $(STAMP) ## Backfill ~50k events, count them per month with Spark, check the sum
-	$(PY) -m services.demo
+demo: $(STAMP) ## Backfill ~50k events, count them per month with Spark, check the sum; ARGS="--period week"
+	$(PY) -m services.demo $(ARGS)
 
 .PHONY: report
 report: $(STAMP) ## Chart the job's CSV as reports/monthly_logins.png (INPUT=... OUTPUT=... to change)
@@ -129,6 +129,20 @@ reliability: $(STAMP) ## Run the fault-injection tests and regenerate docs/RELIA
 .PHONY: audit
 audit: $(STAMP) ## Check the pinned Python environment for known vulnerabilities (pip-audit)
 	$(PY) -m pip_audit --strict --skip-editable --progress-spinner off
+
+MUTATION_JOBS ?= 2
+
+.PHONY: mutation
+mutation: $(STAMP) ## Mutation testing of the pure logic with mutmut (about 15 minutes); prints the score (docs/TESTING.md)
+	rm -rf mutants
+	SECONDS=0; $(PY) -m mutmut run --max-children $(MUTATION_JOBS); echo "mutmut run took $${SECONDS} s"
+	$(PY) -m mutmut export-cicd-stats
+	$(PY) -m mutmut results
+	@$(PY) -c 'import json; s = json.load(open("mutants/mutmut-cicd-stats.json")); \
+	  killed, total = s["killed"] + s["timeout"], s["total"] - s["skipped"]; \
+	  survived, untested, timeouts = s["survived"], s["no_tests"], s["timeout"]; \
+	  print(f"Mutation score: {killed} of {total} mutants killed ({100 * killed / total:.1f} %),", \
+	        f"{timeouts} of them by a timeout; {survived} survived, {untested} had no test")'
 
 .PHONY: lint
 lint: $(STAMP) ## ruff check and ruff format --check

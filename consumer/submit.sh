@@ -16,8 +16,8 @@ set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
+python="${PYSPARK_PYTHON:-python3}"
 if [[ -z "${SPARK_HOME:-}" ]]; then
-  python="${PYSPARK_PYTHON:-python3}"
   if ! SPARK_HOME="$("$python" -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))' 2>/dev/null)"; then
     echo "error: no Spark found. Set SPARK_HOME, or install pyspark (make venv) and put its python3 on PATH." >&2
     exit 2
@@ -40,10 +40,25 @@ scala_version="${BASH_REMATCH[1]}"
 spark_version="${BASH_REMATCH[2]}"
 connector="org.apache.spark:spark-sql-kafka-0-10_${scala_version}:${spark_version}"
 
+# The job is a package (consumer/, and contract/ that it shares with the producer): zip
+# both for --py-files, so the driver imports them wherever it runs.
+work="$(mktemp -d "${TMPDIR:-/tmp}/monthly_logins.XXXXXX")"
+trap 'rm -rf "$work"' EXIT
+"$python" - "$here/.." "$work/job.zip" <<'PY'
+import pathlib, sys, zipfile
+
+root, target = pathlib.Path(sys.argv[1]), sys.argv[2]
+with zipfile.ZipFile(target, "w") as archive:
+    for package in ("consumer", "contract"):
+        for path in sorted((root / package).glob("*.py")):
+            archive.write(path, f"{package}/{path.name}")
+PY
+
 args=(
   --master "${CONSUMER_SPARK_MASTER:-local[*]}"
   --name monthly_logins
   --packages "$connector"
+  --py-files "$work/job.zip"
   --driver-memory "${SPARK_DRIVER_MEMORY:-1g}"
   --conf "spark.driver.extraJavaOptions=-Dlog4j2.configurationFile=file:$here/log4j2.properties"
 )
@@ -66,9 +81,7 @@ echo "spark-submit: Spark $spark_version (Scala $scala_version) at ${CONSUMER_SP
 # handles the signal: it stops the query and exits, and the JVM follows. A SIGTERM sent
 # to this script alone is passed on to the driver. Before the driver has started there is
 # nothing to stop cleanly, and the JVM is ended.
-CONSUMER_DRIVER_PID_FILE="$(mktemp "${TMPDIR:-/tmp}/monthly_logins.driver.XXXXXX")"
-export CONSUMER_DRIVER_PID_FILE
-trap 'rm -f "$CONSUMER_DRIVER_PID_FILE"' EXIT
+export CONSUMER_DRIVER_PID_FILE="$work/driver.pid"
 
 "$spark_submit" "${args[@]}" "$here/monthly_logins.py" "$@" &
 spark_pid=$!

@@ -85,7 +85,7 @@ class KafkaSecurity:
                 raise SecurityError(f"{protocol} needs --sasl-mechanism and --sasl-username")
             if not password:
                 raise SecurityError(
-                    f"{protocol} needs a password: set {PASSWORD_ENV} or --sasl-password-file"
+                    f"SASL needs a password: set {PASSWORD_ENV} or --sasl-password-file"
                 )
         return cls(protocol, mechanism, username, password, ssl_cafile)
 
@@ -120,6 +120,18 @@ class KafkaSecurity:
         if self.ssl_cafile:
             options["ssl_cafile"] = self.ssl_cafile
         return options
+
+
+def security_from_args(args: Any, env: Mapping[str, str]) -> KafkaSecurity:
+    """:meth:`KafkaSecurity.from_settings` from an argparse result of :data:`SECURITY_FLAGS`."""
+    return KafkaSecurity.from_settings(
+        args.security_protocol,
+        args.sasl_mechanism,
+        args.sasl_username,
+        args.sasl_password_file,
+        args.ssl_cafile,
+        env,
+    )
 
 
 def _jaas_escape(text: str) -> str:

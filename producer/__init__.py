@@ -5,5 +5,3 @@ logins look like), ``rhythm`` (when logins happen), ``events`` (turning both
 into JSON records), ``delivery`` (kafka-python with every send counted),
 ``progress`` (what the user sees while it runs) and ``cli`` (flags and the run loop).
 """
-
-SCHEMA_VERSION = 1

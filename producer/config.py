@@ -19,19 +19,22 @@ from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from contract.kafka import (
+    DEFAULT_BOOTSTRAP_SERVERS,
+    DEFAULT_TOPIC,
+    SECURITY_FLAGS,
+    KafkaSecurity,
+    SecurityError,
+    security_from_args,
+)
 from producer.events import DEFAULT_ATTACK_PROBABILITY, DEFAULT_FAILURE_RATE, DEFAULT_USERS
 
-# Defaults shared with the Spark job and .env (a test keeps them equal).
-DEFAULT_BOOTSTRAP_SERVERS = "localhost:9092"
-DEFAULT_TOPIC = "logins"
 DEFAULT_BACKFILL_COUNT = 10_000
 DEFAULT_RATE = 50.0
 
-SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 CLIENTS = ("kafka-python", "confluent")
 COMPRESSIONS = ("lz4", "gzip", "zstd", "none")
 PROGRESS_MODES = ("auto", "bar", "log", "none")
-SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
@@ -53,22 +56,23 @@ class KafkaConnection:
     ssl_cafile: str | None = None
     connect_timeout_s: float = 30.0
 
+    @property
+    def security(self) -> KafkaSecurity:
+        return KafkaSecurity(
+            self.security_protocol,
+            self.sasl_mechanism,
+            self.sasl_username,
+            self.sasl_password,
+            self.ssl_cafile,
+        )
+
     def kafka_python_options(self) -> dict[str, Any]:
         """Keyword arguments for kafka-python clients."""
-        options: dict[str, Any] = {
+        return {
             "bootstrap_servers": self.bootstrap_servers.split(","),
-            "security_protocol": self.security_protocol,
             "bootstrap_timeout_ms": int(self.connect_timeout_s * 1000),
+            **self.security.kafka_python_options(),
         }
-        if self.security_protocol.startswith("SASL"):
-            options.update(
-                sasl_mechanism=self.sasl_mechanism,
-                sasl_plain_username=self.sasl_username,
-                sasl_plain_password=self.sasl_password,
-            )
-        if self.ssl_cafile:
-            options["ssl_cafile"] = self.ssl_cafile
-        return options
 
 
 @dataclass(frozen=True)
@@ -203,15 +207,9 @@ OPTION_GROUPS: dict[str, tuple[Option, ...]] = {
                "partitions when the topic is created (default: %(default)s)"),
         Option("--connect-timeout", "PRODUCER_CONNECT_TIMEOUT", parse_duration, 30.0,
                "how long to keep retrying an unreachable broker, e.g. 30s (default: 30s)"),
-        Option("--security-protocol", "KAFKA_SECURITY_PROTOCOL", _choice(SECURITY_PROTOCOLS),
-               "PLAINTEXT", "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL (default: %(default)s)"),
-        Option("--sasl-mechanism", "KAFKA_SASL_MECHANISM", _choice(SASL_MECHANISMS), None,
-               "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"),
-        Option("--sasl-username", "KAFKA_SASL_USERNAME", str, None, "SASL user name"),
-        Option("--sasl-password-file", "KAFKA_SASL_PASSWORD_FILE", str, None,
-               "file holding the SASL password (or set KAFKA_SASL_PASSWORD); never a flag, "
-               "so it stays out of process listings"),
-        Option("--ssl-cafile", "KAFKA_SSL_CAFILE", str, None, "CA certificate (PEM) for TLS"),
+        # The same flags and variables as the Spark job's (contract/kafka.py).
+        *(Option(f.flag, f.env, _choice(f.choices) if f.choices else str, f.default, f.help)
+          for f in SECURITY_FLAGS),
     ),
     "what to generate": (
         Option("--start", "PRODUCER_START", parse_moment, None,
@@ -263,14 +261,14 @@ OPTION_GROUPS: dict[str, tuple[Option, ...]] = {
 
 METAVARS = {
     "--bootstrap-servers": "HOST:PORT", "--topic": "NAME", "--partitions": "N",
-    "--connect-timeout": "DURATION", "--security-protocol": "PROTOCOL",
-    "--sasl-mechanism": "MECHANISM", "--sasl-username": "USER", "--sasl-password-file": "FILE",
-    "--ssl-cafile": "FILE", "--start": "DATE", "--end": "DATE", "--months": "N", "--count": "N",
+    "--connect-timeout": "DURATION", "--start": "DATE", "--end": "DATE", "--months": "N",
+    "--count": "N",
     "--rate": "EVENTS_PER_S", "--duration": "DURATION", "--follow": "BOOL", "--seed": "N",
     "--users": "N", "--failure-rate": "FRACTION", "--attack-probability": "FRACTION",
     "--client": "LIBRARY", "--linger-ms": "MS", "--batch-size": "BYTES",
     "--compression": "CODEC", "--progress": "MODE", "--progress-interval": "DURATION",
     "--summary-json": "FILE",
+    **{f.flag: f.metavar for f in SECURITY_FLAGS},
 }  # fmt: skip
 
 
@@ -309,18 +307,6 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     return parser
 
 
-def read_password(env: Mapping[str, str], password_file: str | None) -> str | None:
-    """The SASL password from ``KAFKA_SASL_PASSWORD`` or a file, never from a flag."""
-    if password_file:
-        try:
-            return Path(password_file).read_text().strip()
-        except OSError as exc:
-            raise ConfigError(
-                f"cannot read the SASL password file {password_file}: {exc}"
-            ) from None
-    return env.get("KAFKA_SASL_PASSWORD") or None
-
-
 def parse_config(
     argv: Sequence[str] | None = None,
     env: Mapping[str, str] | None = None,
@@ -352,15 +338,10 @@ def parse_config(
     count = args.count
     if start is not None and count is None:
         count = DEFAULT_BACKFILL_COUNT
-    sasl = args.security_protocol.startswith("SASL")
-    if sasl and not (args.sasl_mechanism and args.sasl_username):
-        parser.error(f"{args.security_protocol} needs --sasl-mechanism and --sasl-username")
     try:
-        password = read_password(env, args.sasl_password_file)
-    except ConfigError as exc:
+        security = security_from_args(args, env)
+    except SecurityError as exc:
         parser.error(str(exc))
-    if sasl and not password:
-        parser.error("SASL needs a password: set KAFKA_SASL_PASSWORD or --sasl-password-file")
 
     return ProducerConfig(
         kafka=KafkaConnection(
@@ -368,7 +349,7 @@ def parse_config(
             security_protocol=args.security_protocol,
             sasl_mechanism=args.sasl_mechanism,
             sasl_username=args.sasl_username,
-            sasl_password=password,
+            sasl_password=security.password,
             ssl_cafile=args.ssl_cafile,
             connect_timeout_s=args.connect_timeout,
         ),

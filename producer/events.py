@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from producer import SCHEMA_VERSION
+from contract.events import SCHEMA_VERSION
 from producer.provider import (
     ATTACK_USER_AGENTS,
     AUTH_METHODS,

@@ -9,7 +9,6 @@ uses a new topic and checkpoint and removes the previous demo's.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import shutil
 import subprocess
@@ -18,6 +17,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from contract.tables import DEFAULT_PERIOD, PERIODS, read_counts
 from services.kafka import LocalKafkaError, default_broker, shown
 from services.settings import LOCAL_DIR, PROJECT_ROOT
 from services.spark_submit import submit_command, submit_env
@@ -45,6 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--count", type=int, default=50_000, help="events to backfill")
     parser.add_argument("--months", type=int, default=24, help="months of history")
     parser.add_argument("--output-dir", type=Path, default=OUTPUT_DIR, help="where the CSV goes")
+    parser.add_argument(
+        "--period", choices=list(PERIODS), default=DEFAULT_PERIOD, help="what to count per"
+    )
     args = parser.parse_args(argv)
 
     started = time.monotonic()
@@ -100,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
         str(DEMO_DIR / "checkpoint"),
         "--output-dir",
         str(output_dir),
+        "--period",
+        args.period,
     ]
     with spark_log.open("w") as log:
         job = subprocess.run(
@@ -113,22 +118,23 @@ def main(argv: list[str] | None = None) -> int:
         )
         return job.returncode
 
-    table = output_dir / "monthly_logins.csv"
-    with table.open(newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    counted = sum(int(row["logins"]) for row in rows)
-    line, status = verdict(acknowledged, counted, len(rows))
+    table = output_dir / PERIODS[args.period].csv_name
+    period, counts = read_counts(table)
+    counted = sum(logins for logins, _, _ in counts.values())
+    line, status = verdict(acknowledged, counted, len(counts), period.key)
     print(f"{line} Table: {shown(table)}")
     print(f"Demo finished in {time.monotonic() - started:.1f} s.")
     return status
 
 
-def verdict(acknowledged: int, counted: int, months: int) -> tuple[str, int]:
-    """The demo checking itself: the months must add up to what Kafka acknowledged."""
+def verdict(
+    acknowledged: int, counted: int, buckets: int, period: str = DEFAULT_PERIOD
+) -> tuple[str, int]:
+    """The demo checking itself: the periods must add up to what Kafka acknowledged."""
     status = 0 if counted == acknowledged else 1
     return (
         f"{'OK' if status == 0 else 'MISMATCH'}: Kafka acknowledged {acknowledged:,} events; "
-        f"Spark counted {counted:,} logins in {months} months.",
+        f"Spark counted {counted:,} logins in {buckets} {period}s.",
         status,
     )
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import subprocess
@@ -10,15 +9,16 @@ import sys
 
 import pytest
 
+from contract.tables import read_counts
 from services.kafka import LocalKafka
 from services.settings import PROJECT_ROOT
 from tests.support.kafka import free_port, read_topic
-from tests.support.truth import expected_monthly
+from tests.support.truth import expected_counts
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-def test_demo_runs_twice_and_months_add_up_to_what_kafka_acknowledged(tmp_path):
+def test_demo_runs_twice_and_periods_add_up_to_what_kafka_acknowledged(tmp_path):
     port = free_port()
     env = {
         **os.environ,
@@ -38,9 +38,9 @@ def test_demo_runs_twice_and_months_add_up_to_what_kafka_acknowledged(tmp_path):
     broker = LocalKafka(home=tmp_path / "local" / "kafka", port=port, controller_port=port + 1)
     topics = []
     try:
-        for run in (1, 2):
+        for run, extra in ((1, []), (2, ["--period", "week"])):
             result = subprocess.run(
-                command,
+                [*command, *extra],
                 env=env,
                 cwd=PROJECT_ROOT,
                 capture_output=True,
@@ -70,12 +70,12 @@ def test_demo_runs_twice_and_months_add_up_to_what_kafka_acknowledged(tmp_path):
         assert first != topic
         assert topic in on_broker and first not in on_broker, (topics, on_broker)
         events = [json.loads(r.value) for r in read_topic(broker.bootstrap_servers, topic, 3000)]
-        with (output / "monthly_logins.csv").open(newline="") as handle:
-            table = {
-                r["month"]: (int(r["logins"]), int(r["successful"]), int(r["failed"]))
-                for r in csv.DictReader(handle)
-            }
-        assert table == expected_monthly(events)
-        assert 24 <= len(table) <= 25  # 24 months back from today touch 25 calendar months
+        # The second run counted per ISO week (make demo ARGS="--period week").
+        period, table = read_counts(output / "weekly_logins.csv")
+        assert period.key == "week"
+        assert table == expected_counts(events, period="week")
+        # 24 months of ISO weeks (about 105; 3,000 events leave a few empty).
+        assert 90 <= len(table) <= 106 and all(period.matches(week) for week in table)
+        assert "logins in" in result.stdout and " weeks. Table: " in result.stdout
     finally:
         broker.stop()

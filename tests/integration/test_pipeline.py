@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from contract.tables import PERIODS
 from tests.support.jobs import run_job
 from tests.support.kafka import produce_raw, read_topic
-from tests.support.truth import expected_monthly
+from tests.support.truth import expected_counts, expected_monthly
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -143,3 +144,16 @@ def test_demo_style_fresh_output_dir_has_both_csv_files(kafka_broker, topic, tmp
     assert run.monthly == {"2023-12": (1, 0, 1)}
     assert run.rejected == {"not_json_object": 1}
     assert "Rejected records: 1 (not_json_object 1)" in run.result.stdout
+
+
+@pytest.mark.parametrize("period", ["week", "day"])
+def test_weekly_and_daily_counts_equal_an_independent_count(
+    kafka_broker, filled_topic, tmp_path, period
+):
+    topic, events = filled_topic
+    run = run_job(kafka_broker, topic, tmp_path, "--period", period)
+    assert run.counts(period) == expected_counts(events, period=period)
+    assert f"logins per {PERIODS[period].title} (UTC)" in run.result.stdout
+    # 2023-12-31 (a Sunday) ends 2023-W52; 2024-01-01 (a Monday) starts 2024-W01.
+    boundary = {"week": ("2023-W52", "2024-W01"), "day": ("2023-12-31", "2024-01-01")}[period]
+    assert set(boundary) <= set(run.counts(period))

@@ -602,7 +602,8 @@ JSSE_CAUSES = {
 
 @pytest.mark.parametrize("phrase", sorted(JSSE_CAUSES))
 def test_the_job_names_each_certificate_problem(phrase: str) -> None:
-    from consumer.monthly_logins import explain_tls_failure, parse_options
+    from consumer.guards import explain_tls_failure
+    from consumer.options import parse_options
 
     options = parse_options(
         ["--bootstrap-servers", "kafka.example:9093", "--security-protocol", "SSL"], {}

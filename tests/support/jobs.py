@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import os
 import signal
 import subprocess
@@ -12,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from contract.tables import PERIODS, REJECTED_CSV, read_counts, read_rejected
 from services.kafka import LocalKafka
 from services.spark_submit import submit_command, submit_env
 
@@ -30,18 +30,17 @@ class JobRun:
     @property
     def monthly(self) -> dict[str, tuple[int, int, int]]:
         """``month -> (logins, successful, failed)`` from the job's CSV."""
-        with (self.output_dir / "monthly_logins.csv").open(newline="") as handle:
-            reader = csv.DictReader(handle)
-            assert reader.fieldnames == ["month", "logins", "successful", "failed"]
-            return {
-                row["month"]: (int(row["logins"]), int(row["successful"]), int(row["failed"]))
-                for row in reader
-            }
+        return self.counts("month")
+
+    def counts(self, period: str) -> dict[str, tuple[int, int, int]]:
+        """The job's table for ``period``, through the contract's one reader."""
+        found, counts = read_counts(self.output_dir / PERIODS[period].csv_name)
+        assert found.key == period
+        return counts
 
     @property
     def rejected(self) -> dict[str, int]:
-        with (self.output_dir / "rejected_reasons.csv").open(newline="") as handle:
-            return {row["reason"]: int(row["records"]) for row in csv.DictReader(handle)}
+        return read_rejected(self.output_dir / REJECTED_CSV)
 
 
 def run_job(

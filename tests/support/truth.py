@@ -8,8 +8,23 @@ from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
 
-def expected_monthly(events: Iterable[dict], zone: str = "UTC") -> dict[str, tuple[int, int, int]]:
-    """``month -> (logins, successful, failed)`` computed with the standard library only.
+def period_of(moment: datetime, period: str) -> str:
+    """The bucket of an aware ``moment`` by the calendar rules (``date.isocalendar`` for ISO
+    weeks), written without the job's code."""
+    if period == "month":
+        return moment.strftime("%Y-%m")
+    if period == "day":
+        return moment.strftime("%Y-%m-%d")
+    if period == "week":
+        year, week, _ = moment.isocalendar()
+        return f"{year}-W{week:02d}"
+    raise ValueError(period)
+
+
+def expected_counts(
+    events: Iterable[dict], zone: str = "UTC", period: str = "month"
+) -> dict[str, tuple[int, int, int]]:
+    """``period -> (logins, successful, failed)`` computed with the standard library only.
 
     Independent of the job's code: Python's datetime and zoneinfo, not Spark.
     """
@@ -17,10 +32,15 @@ def expected_monthly(events: Iterable[dict], zone: str = "UTC") -> dict[str, tup
     successful: Counter[str] = Counter()
     for event in events:
         moment = datetime.fromisoformat(event["timestamp"].replace("Z", "+00:00"))
-        month = moment.astimezone(ZoneInfo(zone)).strftime("%Y-%m")
-        logins[month] += 1
-        successful[month] += bool(event["success"])
-    return {m: (logins[m], successful[m], logins[m] - successful[m]) for m in sorted(logins)}
+        bucket = period_of(moment.astimezone(ZoneInfo(zone)), period)
+        logins[bucket] += 1
+        successful[bucket] += bool(event["success"])
+    return {b: (logins[b], successful[b], logins[b] - successful[b]) for b in sorted(logins)}
+
+
+def expected_monthly(events: Iterable[dict], zone: str = "UTC") -> dict[str, tuple[int, int, int]]:
+    """:func:`expected_counts` per calendar month, the job's default period."""
+    return expected_counts(events, zone, "month")
 
 
 def to_epoch_ms(moment: datetime) -> int:

@@ -12,7 +12,7 @@ import subprocess
 
 import pytest
 
-from consumer.monthly_logins import build_parser
+from consumer.options import build_parser
 from producer.config import OPTION_GROUPS
 from services.settings import PROJECT_ROOT, load_settings
 from tests.support.compose import COMPOSE_FILES, compose, compose_model
@@ -103,7 +103,10 @@ def test_data_lives_in_named_volumes_and_code_is_mounted_read_only():
                 assert mount["source"] in volumes, (name, mount)
             else:
                 assert mount["type"] == "bind" and mount["read_only"], (name, mount)
-                assert mount["source"] == str(PROJECT_ROOT / "consumer")
+                assert mount["source"] in (
+                    str(PROJECT_ROOT / "consumer"),
+                    str(PROJECT_ROOT / "contract"),
+                )
     # The state store is written by executors: the same volume at the same path everywhere.
     data_mounts = {
         name: m["target"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 
-from consumer.monthly_logins import write_csv_atomically
+from consumer.sinks import write_csv_atomically
 
 HEADER = ("month", "logins", "successful", "failed")
 

@@ -14,6 +14,7 @@ import pytest
 from jsonschema import Draft202012Validator, FormatChecker
 
 from producer.events import LoginEventGenerator, format_timestamp, uuid4_from
+from producer.provider import ATTACK_USER_AGENTS
 from producer.rhythm import backfill_timestamps
 from tests.support.truth import to_epoch_ms
 
@@ -167,3 +168,43 @@ def test_fast_uuid_equals_the_uuid_module():
 def test_backfill_timestamps_rejects_an_empty_range():
     with pytest.raises(ValueError, match="--end must be after --start"):
         list(backfill_timestamps(END, START, 10, random.Random(0)))
+
+
+# --- Attack bursts at the edges of time, for `make mutation` (docs/TESTING.md) ---------------
+
+ATTACK_AGENTS = set(ATTACK_USER_AGENTS)
+
+
+def test_a_burst_at_the_end_of_a_backfill_stays_inside_the_range():
+    generator = LoginEventGenerator(seed=1, users=20, attack_probability=1.0)
+    start, end = START, START + 1_000  # a burst spans seconds: it must be cut at the end
+    times = [r.event_time_ms for r in generator.backfill(start, end, 60)]
+    assert all(start <= t < end for t in times)
+    assert max(times) == end - 1
+
+
+def test_live_bursts_are_stamped_with_the_clock():
+    ticks = iter(range(1_700_000_000, 1_700_000_200))
+    generator = LoginEventGenerator(seed=4, users=20, attack_probability=1.0)
+    stream = generator.live(clock=lambda: next(ticks) + 0.25)
+    records = [next(stream) for _ in range(30)]
+    events = [json.loads(r.value) for r in records]
+    assert all(e["user_agent"] in ATTACK_AGENTS for e in events)
+    # Every event, burst or not, takes the clock's time when it is made.
+    assert [r.event_time_ms % 1000 for r in records] == [250] * 30
+    assert all(1_700_000_000_250 <= r.event_time_ms < 1_700_000_200_000 for r in records)
+    times = [r.event_time_ms for r in records]
+    assert times == sorted(times) and len(set(times)) == len(times)
+
+
+def test_attack_events_name_their_browser_by_the_user_agent():
+    generator = LoginEventGenerator(seed=2, users=50, attack_probability=1.0)
+    events = [json.loads(r.value) for r in generator.backfill(START, END, 3_000)]
+    seen = set()
+    for e in events:
+        assert e["user_agent"] in ATTACK_AGENTS
+        expected = "Chrome" if e["user_agent"].startswith("Mozilla/") else "Other"
+        assert e["browser_info"] == expected
+        assert (e["device_type"], e["auth_method"]) == ("desktop", "password")
+        seen.add(e["browser_info"])
+    assert seen == {"Chrome", "Other"}

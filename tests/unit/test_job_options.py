@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+from argparse import ArgumentTypeError
+
 import pytest
 
-from consumer.monthly_logins import KafkaSecurity, parse_options, parse_trigger
+from consumer import options as options_module
+from consumer.options import (
+    JobOptions,
+    parse_dedupe_window,
+    parse_options,
+    parse_timezone,
+    parse_trigger,
+)
+from contract.kafka import KafkaSecurity, SecurityError
+from contract.tables import PERIODS
 
 
 def test_defaults():
@@ -63,7 +74,7 @@ def test_usage_errors(argv, env, message, capsys):
 
 def test_scram_settings_become_kafka_client_properties_and_escape_the_password():
     security = KafkaSecurity("SASL_SSL", "SCRAM-SHA-512", "alice", 'p"a\\ss', "/ca.pem")
-    props = security.client_properties()
+    props = security.java_properties()
     assert props["security.protocol"] == "SASL_SSL"
     assert props["sasl.mechanism"] == "SCRAM-SHA-512"
     assert props["sasl.jaas.config"] == (
@@ -78,16 +89,298 @@ def test_without_a_time_zone_database_spark_is_left_to_check_the_zone(monkeypatc
     """Minimal images (Bitnami's, the Docker tests' Spark image) ship no tzdata."""
     from zoneinfo import ZoneInfoNotFoundError
 
-    from consumer import monthly_logins
+    from consumer import options
 
     def no_database(name):
         raise ZoneInfoNotFoundError(name)
 
-    monkeypatch.setattr(monthly_logins, "ZoneInfo", no_database)
-    monkeypatch.setattr(monthly_logins, "available_timezones", set)
+    monkeypatch.setattr(options, "ZoneInfo", no_database)
+    monkeypatch.setattr(options, "available_timezones", set)
     assert parse_options(["--timezone", "UTC"], {}).timezone == "UTC"
     assert parse_options(["--timezone", "Europe/Berlin"], {}).timezone == "Europe/Berlin"
     # With a database, an unknown name is still refused before Spark starts.
-    monkeypatch.setattr(monthly_logins, "available_timezones", lambda: {"UTC"})
+    monkeypatch.setattr(options, "available_timezones", lambda: {"UTC"})
     with pytest.raises(SystemExit):
         parse_options(["--timezone", "Europe/Berlin"], {})
+
+
+# --- Exact values, so `make mutation` (docs/TESTING.md) sees every setting reach its field ---
+
+
+def test_every_default():
+    assert parse_options([], {}) == JobOptions(
+        bootstrap_servers="localhost:9092",
+        topic="logins",
+        starting_offsets="earliest",
+        trigger="10 seconds",
+        checkpoint_dir=".local/checkpoints/monthly_logins",
+        output_dir=None,
+        quarantine_dir=".local/checkpoints/monthly_logins/quarantine",
+        timezone="UTC",
+        max_offsets_per_trigger=None,
+        shuffle_partitions=4,
+        max_future_seconds=86_400,
+        security=KafkaSecurity("PLAINTEXT", None, None, None, None),
+        connect_timeout_s=30,
+        dedupe_window="24 hours",
+        period=PERIODS["month"],
+    )
+
+
+EVERY_FLAG = {
+    "--bootstrap-servers": ("KAFKA_BOOTSTRAP_SERVERS", "k1:9092,k2:9092"),
+    "--topic": ("LOGINS_TOPIC", "t"),
+    "--starting-offsets": ("CONSUMER_STARTING_OFFSETS", "latest"),
+    "--trigger": ("CONSUMER_TRIGGER", "2h"),
+    "--checkpoint-dir": ("CONSUMER_CHECKPOINT_DIR", "/cp"),
+    "--output-dir": ("CONSUMER_OUTPUT_DIR", "/out"),
+    "--quarantine-dir": ("CONSUMER_QUARANTINE_DIR", "/q"),
+    "--timezone": ("CONSUMER_TIMEZONE", "Europe/Berlin"),
+    "--period": ("CONSUMER_PERIOD", "week"),
+    "--max-offsets-per-trigger": ("CONSUMER_MAX_OFFSETS_PER_TRIGGER", "500"),
+    "--shuffle-partitions": ("CONSUMER_SHUFFLE_PARTITIONS", "8"),
+    "--max-future": ("CONSUMER_MAX_FUTURE_SECONDS", "60"),
+    "--dedupe-window": ("CONSUMER_DEDUPE_WINDOW", "30m"),
+    "--connect-timeout": ("CONSUMER_CONNECT_TIMEOUT", "5"),
+    "--security-protocol": ("KAFKA_SECURITY_PROTOCOL", "SASL_SSL"),
+    "--sasl-mechanism": ("KAFKA_SASL_MECHANISM", "PLAIN"),
+    "--sasl-username": ("KAFKA_SASL_USERNAME", "alice"),
+    "--ssl-cafile": ("KAFKA_SSL_CAFILE", "/ca.pem"),
+}
+
+EVERY_FIELD = JobOptions(
+    bootstrap_servers="k1:9092,k2:9092",
+    topic="t",
+    starting_offsets="latest",
+    trigger="2 hours",
+    checkpoint_dir="/cp",
+    output_dir="/out",
+    quarantine_dir="/q",
+    timezone="Europe/Berlin",
+    max_offsets_per_trigger=500,
+    shuffle_partitions=8,
+    max_future_seconds=60,
+    security=KafkaSecurity("SASL_SSL", "PLAIN", "alice", "pw", "/ca.pem"),
+    connect_timeout_s=5,
+    dedupe_window="30 minutes",
+    period=PERIODS["week"],
+)
+
+
+def test_every_flag_reaches_its_field(tmp_path):
+    secret = tmp_path / "password"
+    secret.write_text("pw\n")
+    argv = [part for flag, (_, value) in EVERY_FLAG.items() for part in (flag, value)]
+    assert parse_options([*argv, "--sasl-password-file", str(secret)], {}) == EVERY_FIELD
+
+
+def test_every_environment_variable_reaches_its_field(tmp_path):
+    secret = tmp_path / "password"
+    secret.write_text("pw\n")
+    env = {**dict(EVERY_FLAG.values()), "KAFKA_SASL_PASSWORD_FILE": str(secret)}
+    assert parse_options([], env) == EVERY_FIELD
+    env = {**dict(EVERY_FLAG.values()), "KAFKA_SASL_PASSWORD": "pw"}
+    assert parse_options([], env) == EVERY_FIELD
+
+
+def test_the_quarantine_follows_the_output_dir_unless_given():
+    assert parse_options(["--output-dir", "o"], {}).quarantine_dir == "o/rejected"
+    argv = ["--output-dir", "o", "--quarantine-dir", "q"]
+    assert parse_options(argv, {}).quarantine_dir == "q"
+    assert parse_options(["--checkpoint-dir", "c"], {}).quarantine_dir == "c/quarantine"
+
+
+@pytest.mark.parametrize(
+    ("text", "interval"),
+    [
+        ("250ms", "250 milliseconds"),
+        ("1s", "1 seconds"),
+        ("5 sec", "5 seconds"),
+        ("1 second", "1 seconds"),
+        ("30 seconds", "30 seconds"),
+        ("2m", "2 minutes"),
+        ("3 min", "3 minutes"),
+        ("1 minute", "1 minutes"),
+        ("2h", "2 hours"),
+        ("1 hour", "1 hours"),
+        ("6 HOURS", "6 hours"),
+        ("1d", "1 days"),
+        ("2 days", "2 days"),
+        ("010s", "10 seconds"),
+        ("available-now", "available-now"),
+        (" Available-Now ", "available-now"),
+        ("availablenow", "available-now"),
+        ("AvailableNow", "available-now"),
+        ("available_now", "available-now"),
+        ("AVAILABLE_NOW", "available-now"),
+    ],
+)
+def test_every_trigger_spelling(text, interval):
+    assert parse_trigger(text) == interval
+
+
+@pytest.mark.parametrize("text", ["0", "off", "OFF", "none", " None "])
+def test_a_dedupe_window_can_be_switched_off(text):
+    assert parse_dedupe_window(text) is None
+
+
+def test_dedupe_windows_are_intervals():
+    assert parse_dedupe_window("24h") == "24 hours"
+    assert parse_dedupe_window("1d") == "1 days"
+    with pytest.raises(ArgumentTypeError) as refused:
+        parse_dedupe_window("available-now")
+    assert str(refused.value) == "'available-now' is not an interval such as 24h"
+
+
+def test_without_a_time_zone_database_empty_and_nul_names_are_still_refused(monkeypatch):
+    from zoneinfo import ZoneInfoNotFoundError
+
+    from consumer import options
+
+    def no_database(name):
+        raise ZoneInfoNotFoundError(name)
+
+    monkeypatch.setattr(options, "ZoneInfo", no_database)
+    monkeypatch.setattr(options, "available_timezones", set)
+    for text in (" ", "Europe/\0Berlin"):
+        with pytest.raises(ArgumentTypeError) as refused:
+            parse_timezone(text)
+        assert (
+            str(refused.value) == f"{text!r} is not an IANA time zone such as UTC or Europe/Berlin"
+        )
+
+
+def test_whole_numbers():
+    assert options_module._positive_int("1") == 1
+    for text, reason in [("0", "must be greater than 0"), ("x", "is not a whole number")]:
+        with pytest.raises(ArgumentTypeError) as refused:
+            options_module._positive_int(text)
+        assert str(refused.value) == f"{text!r} {reason}"
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "line"),
+    [
+        (
+            [],
+            {"CONSUMER_MAX_FUTURE_SECONDS": "0"},
+            "argument --max-future: '0' must be greater than 0",
+        ),
+        (
+            [],
+            {"CONSUMER_MAX_OFFSETS_PER_TRIGGER": "-5"},
+            "argument --max-offsets-per-trigger: '-5' must be greater than 0",
+        ),
+        (
+            [],
+            {"CONSUMER_SHUFFLE_PARTITIONS": "x"},
+            "argument --shuffle-partitions: 'x' is not a whole number",
+        ),
+        (
+            [],
+            {"CONSUMER_CONNECT_TIMEOUT": "0"},
+            "argument --connect-timeout: '0' must be greater than 0",
+        ),
+        (
+            [],
+            {"CONSUMER_DEDUPE_WINDOW": "available-now"},
+            "argument --dedupe-window: 'available-now' is not an interval such as 24h",
+        ),
+        (
+            [],
+            {"CONSUMER_PERIOD": "year"},
+            "argument --period: 'year' is not one of month, week, day",
+        ),
+        (
+            [],
+            {"KAFKA_SECURITY_PROTOCOL": "TLS"},
+            "argument --security-protocol: 'TLS' is not one of PLAINTEXT, SSL, SASL_PLAINTEXT, "
+            "SASL_SSL",
+        ),
+        (
+            ["--sasl-mechanism", "GSSAPI"],
+            {},
+            "argument --sasl-mechanism: 'GSSAPI' is not one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512",
+        ),
+        (
+            ["--security-protocol", "SASL_SSL", "--sasl-mechanism", "PLAIN"],
+            {},
+            "SASL_SSL needs --sasl-mechanism and --sasl-username",
+        ),
+        (
+            ["--security-protocol", "SASL_SSL", "--sasl-username", "u"],
+            {"KAFKA_SASL_PASSWORD": "pw"},
+            "SASL_SSL needs --sasl-mechanism and --sasl-username",
+        ),
+        (
+            ["--security-protocol", "SASL_PLAINTEXT", "--sasl-mechanism", "PLAIN"],
+            {"KAFKA_SASL_USERNAME": "u"},
+            "SASL needs a password: set KAFKA_SASL_PASSWORD or --sasl-password-file",
+        ),
+    ],
+)
+def test_usage_errors_say_exactly_what_is_wrong(argv, env, line, capsys):
+    with pytest.raises(SystemExit) as exited:
+        parse_options(argv, env)
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == f"consumer/submit.sh: error: {line}"
+
+
+def test_an_unreadable_password_file_is_refused(tmp_path):
+    missing = tmp_path / "missing"
+    with pytest.raises(SecurityError, match=rf"^cannot read the SASL password file {missing}: "):
+        KafkaSecurity.from_settings("SASL_SSL", "PLAIN", "u", str(missing), None, {})
+
+
+def test_the_password_file_beats_the_variable_and_an_empty_variable_is_no_password(tmp_path):
+    secret = tmp_path / "password"
+    secret.write_text("  from-file \n")
+    env = {"KAFKA_SASL_PASSWORD": "from-env"}
+    security = KafkaSecurity.from_settings("SASL_SSL", "PLAIN", "u", str(secret), None, env)
+    assert security == KafkaSecurity("SASL_SSL", "PLAIN", "u", "from-file", None)
+    plain = KafkaSecurity.from_settings("PLAINTEXT", None, None, None, None, {})
+    assert plain == KafkaSecurity("PLAINTEXT", None, None, None, None)
+    empty = KafkaSecurity.from_settings("SSL", None, None, None, "/ca", {"KAFKA_SASL_PASSWORD": ""})
+    assert empty.password is None
+
+
+def test_plain_and_default_mechanisms_become_java_properties():
+    plain = KafkaSecurity("SASL_PLAINTEXT", "PLAIN", "u", "p").java_properties()
+    assert plain == {
+        "security.protocol": "SASL_PLAINTEXT",
+        "sasl.mechanism": "PLAIN",
+        "sasl.jaas.config": "org.apache.kafka.common.security.plain.PlainLoginModule required "
+        'username="u" password="p";',
+    }
+    # Without a mechanism, user or password (from_settings refuses that) nothing is None.
+    bare = KafkaSecurity("SASL_SSL").java_properties()
+    assert bare == {
+        "security.protocol": "SASL_SSL",
+        "sasl.mechanism": "SCRAM-SHA-512",
+        "sasl.jaas.config": "org.apache.kafka.common.security.scram.ScramLoginModule required "
+        'username="" password="";',
+    }
+    assert KafkaSecurity().java_properties() == {"security.protocol": "PLAINTEXT"}
+
+
+def test_the_job_gives_spark_the_servers_and_the_security_properties():
+    options = parse_options(["--bootstrap-servers", "k:1", "--ssl-cafile", "/ca.pem"], {})
+    assert options.kafka_properties() == {
+        "bootstrap.servers": "k:1",
+        "security.protocol": "PLAINTEXT",
+        "ssl.truststore.type": "PEM",
+        "ssl.truststore.location": "/ca.pem",
+    }
+
+
+def test_kafka_python_options_of_the_shared_security_settings():
+    assert KafkaSecurity("SSL", ssl_cafile="/ca.pem").kafka_python_options() == {
+        "security_protocol": "SSL",
+        "ssl_cafile": "/ca.pem",
+    }
+    assert KafkaSecurity("SASL_SSL", "SCRAM-SHA-256", "u", "p").kafka_python_options() == {
+        "security_protocol": "SASL_SSL",
+        "sasl_mechanism": "SCRAM-SHA-256",
+        "sasl_plain_username": "u",
+        "sasl_plain_password": "p",
+    }

@@ -8,12 +8,7 @@ from datetime import datetime, timezone
 import pytest
 from pyspark.sql import Row
 
-from consumer.monthly_logins import (
-    Tables,
-    aggregate_outcomes,
-    classify_records,
-    tables_from_outcomes,
-)
+from consumer.transform import Tables, aggregate_outcomes, classify_records, tables_from_outcomes
 
 KAFKA_TIME = datetime(2024, 6, 1, tzinfo=timezone.utc)
 
@@ -45,7 +40,7 @@ def monthly(spark, values, zone="UTC"):
     previous = spark.conf.get("spark.sql.session.timeZone")
     spark.conf.set("spark.sql.session.timeZone", zone)
     try:
-        return tables(classify_records(records_frame(spark, values))).months
+        return tables(classify_records(records_frame(spark, values))).counts
     finally:
         spark.conf.set("spark.sql.session.timeZone", previous)
 
@@ -152,7 +147,7 @@ def test_every_kind_of_bad_record_is_rejected_with_its_reason_and_never_counted(
     classified = classify_records(records_frame(spark, values + good))
     result = tables(classified)
     assert dict(result.rejected) == {reason: len(vs) for reason, vs in BAD_RECORDS.items()}
-    assert result.months == [("2024-05", 1, 1, 0), ("2024-06", 1, 1, 0)]
+    assert result.counts == [("2024-05", 1, 1, 0), ("2024-06", 1, 1, 0)]
 
 
 def test_classification_keeps_the_kafka_coordinates(spark):
@@ -176,20 +171,20 @@ def test_generated_events_bucket_like_python(spark, zone):
 
 
 def test_a_repeated_event_id_is_counted_once_and_rejected_records_are_never_merged(spark):
-    from consumer.monthly_logins import drop_repeated_events
+    from consumer.transform import drop_repeated_events
 
     first = event("2024-05-05T05:05:05.005Z")
     values = [first, first, event("2024-05-06T00:00:00.000Z"), b"junk", b"junk"]
     classified = drop_repeated_events(classify_records(records_frame(spark, values)), "1 hour")
     result = tables(classified)
-    assert result.months == [("2024-05", 2, 2, 0)]
+    assert result.counts == [("2024-05", 2, 2, 0)]
     assert result.rejected == [("not_json_object", 2)]
     every_record = classify_records(records_frame(spark, values))
     assert drop_repeated_events(every_record, None) is every_record
 
 
 def test_tables_are_sorted_and_failed_is_logins_minus_successful():
-    outcome = Row("month", "rejected_reason", "records", "successful")
+    outcome = Row("bucket", "rejected_reason", "records", "successful")
     rows = [
         outcome("2024-03", None, 10, 7),
         outcome(None, "wrong_type", 2, 0),
@@ -197,7 +192,36 @@ def test_tables_are_sorted_and_failed_is_logins_minus_successful():
         outcome(None, "empty_value", 1, 0),
     ]
     assert tables_from_outcomes(rows) == Tables(
-        months=[("2023-12", 5, 5, 0), ("2024-03", 10, 7, 3)],
+        counts=[("2023-12", 5, 5, 0), ("2024-03", 10, 7, 3)],
         rejected=[("empty_value", 1), ("wrong_type", 2)],
     )
-    assert tables_from_outcomes([]) == Tables(months=[], rejected=[])
+    assert tables_from_outcomes([]) == Tables(counts=[], rejected=[])
+
+
+def sized_event(size: int) -> bytes:
+    """A valid event of exactly ``size`` bytes, padded with a field the job ignores."""
+    unpadded = len(event("2024-01-01T00:00:00Z", note=""))
+    return event("2024-01-01T00:00:00Z", note="x" * (size - unpadded))
+
+
+def test_the_edges_of_the_size_limit_the_ids_and_the_schema_version(spark):
+    """Each check at its boundary: 16 KiB is allowed and one byte more is not; an empty id
+    is no id; the one supported schema version is 1, so 0 is refused like 2."""
+    at_limit, over_limit = sized_event(16 * 1024), sized_event(16 * 1024 + 1)
+    assert (len(at_limit), len(over_limit)) == (16_384, 16_385)
+    values = [
+        at_limit,
+        over_limit,
+        event("2024-01-02T00:00:00Z", event_id=""),
+        event("2024-01-03T00:00:00Z", user_id=""),
+        event("2024-01-04T00:00:00Z", schema_version=0),
+        event("2024-01-05T00:00:00Z", schema_version=-1),
+    ]
+    result = tables(classify_records(records_frame(spark, values)))
+    assert dict(result.rejected) == {
+        "oversized": 1,
+        "missing_event_id": 1,
+        "missing_user_id": 1,
+        "unsupported_schema_version": 2,
+    }
+    assert result.counts == [("2024-01", 1, 1, 0)]

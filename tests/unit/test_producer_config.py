@@ -435,8 +435,16 @@ def test_kafka_python_options_without_and_with_sasl():
             {"PRODUCER_RATE": "fast"},
             "environment variable PRODUCER_RATE: could not convert string to float: 'fast'",
         ),
-        ([], {"PRODUCER_USERS": "0"}, "environment variable PRODUCER_USERS: '0' must be greater than 0"),
-        (["--compression", "brotli"], {}, "argument --compression: 'brotli' is not one of lz4, gzip, zstd, none"),
+        (
+            [],
+            {"PRODUCER_USERS": "0"},
+            "environment variable PRODUCER_USERS: '0' must be greater than 0",
+        ),
+        (
+            ["--compression", "brotli"],
+            {},
+            "argument --compression: 'brotli' is not one of lz4, gzip, zstd, none",
+        ),
         (["--failure-rate", "2"], {}, "argument --failure-rate: '2' must be between 0 and 1"),
     ],
 )

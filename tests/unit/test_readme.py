@@ -7,7 +7,7 @@ import re
 
 from jsonschema import Draft202012Validator, FormatChecker
 
-from consumer.monthly_logins import build_parser
+from consumer.options import build_parser
 from producer.config import OPTION_GROUPS
 from services.settings import PROJECT_ROOT
 from tests.support.compose import make_help

@@ -8,7 +8,7 @@ import sys
 import pytest
 from PIL import Image
 
-from reporting.monthly_chart import MonthRow, ReportError, read_monthly_csv, render_chart
+from reporting.monthly_chart import CountRow, ReportError, read_table, render_chart
 from services.settings import PROJECT_ROOT
 
 CSV = "month,logins,successful,failed\n2024-01,100,90,10\n2024-02,250,240,10\n2024-03,40,40,0\n"
@@ -31,9 +31,10 @@ def make_report(source, target) -> subprocess.CompletedProcess[str]:
 def test_chart_has_a_stacked_bar_pair_per_month_and_the_totals_in_the_title(tmp_path):
     source = tmp_path / "monthly_logins.csv"
     source.write_text(CSV)
-    rows = read_monthly_csv(source)
-    assert rows[1] == MonthRow("2024-02", 250, 240, 10)
-    figure = render_chart(rows)
+    period, rows = read_table(source)
+    assert period.key == "month"
+    assert rows[1] == CountRow("2024-02", 250, 240, 10)
+    figure = render_chart(rows, period)
     axes = figure.axes[0]
     bars = [(round(p.get_y()), round(p.get_height())) for p in axes.patches]
     # Successful bars from zero, failed bars stacked on top of them.
@@ -63,8 +64,9 @@ def test_make_report_writes_a_readme_sized_png(tmp_path):
         (None, "does not exist. Run `make demo`"),
         ("", "is empty"),
         ("month,logins,successful,failed\n", "has a header but no months"),
-        ("date,count\n2024-01,3\n", "is not the job's monthly table"),
-        ("month,logins,successful,failed\n2024-01,many,1,1\n", "line 2: cannot read"),
+        ("date,count\n2024-01,3\n", "has the header 'date,count'"),
+        ("month,logins,successful,failed\n2024-01,many,1,1\n", "line 2: .* is not a row"),
+        ("month,logins,successful,failed\n2024-1,5,4,1\n", "'2024-1' is not a month"),
         ("month,logins,successful,failed\n2024-01,5,1,1\n", "line 2: inconsistent row"),
     ],
 )
@@ -73,8 +75,23 @@ def test_bad_input_is_explained(tmp_path, content, message):
     if content is not None:
         source.write_text(content)
     with pytest.raises(ReportError, match=message):
-        read_monthly_csv(source)
+        read_table(source)
     result = make_report(source, str(tmp_path / "x.png"))
     assert result.returncode == 1
     assert result.stderr.startswith("error: ")
     assert not (tmp_path / "x.png").exists()
+
+
+def test_a_weekly_table_is_charted_per_iso_week(tmp_path):
+    source = tmp_path / "weekly_logins.csv"
+    source.write_text("week,logins,successful,failed\n2026-W52,10,9,1\n2026-W53,30,27,3\n")
+    period, rows = read_table(source)
+    figure = render_chart(rows, period)
+    axes = figure.axes[0]
+    assert [t.get_text() for t in axes.get_xticklabels()] == ["2026-W52", "2026-W53"]
+    assert (
+        axes.get_title() == "Logins per ISO week, 2026-W52 to 2026-W53: 40 logins, 4 failed (10.0%)"
+    )
+    assert axes.get_ylabel() == "logins per week"
+    result = make_report(source, str(tmp_path / "w.png"))
+    assert result.stdout == f"Wrote {tmp_path / 'w.png'} (2 weeks, 40 logins).\n"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import tomllib
 
-from consumer import monthly_logins
+from contract import kafka as contract_kafka
 from producer import config as producer_config
 from services.settings import ENV_FILE, PROJECT_ROOT, load_settings, read_env_file
 
@@ -47,10 +47,10 @@ def test_code_defaults_equal_the_env_file():
     env = read_env_file()
     for default in (
         producer_config.DEFAULT_BOOTSTRAP_SERVERS,
-        monthly_logins.DEFAULT_BOOTSTRAP_SERVERS,
+        contract_kafka.DEFAULT_BOOTSTRAP_SERVERS,
     ):
         assert default == env["KAFKA_BOOTSTRAP_SERVERS"]
-    assert producer_config.DEFAULT_TOPIC == monthly_logins.DEFAULT_TOPIC == env["LOGINS_TOPIC"]
+    assert producer_config.DEFAULT_TOPIC == contract_kafka.DEFAULT_TOPIC == env["LOGINS_TOPIC"]
 
 
 def test_connector_coordinates_derive_from_the_versions():
@@ -79,7 +79,6 @@ def test_versions_and_addresses_are_not_repeated_across_files():
         "README.md",
         "contract/kafka.py",  # the defaults' one home, checked above
         "producer/config.py",
-        "consumer/monthly_logins.py",
     }
     needles = {
         f"bitnamilegacy/kafka:{SETTINGS.kafka_version}",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 
-from consumer.monthly_logins import drop_repeated_events
+from consumer.transform import drop_repeated_events
 
 WINDOW_S = 2
 

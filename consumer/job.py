@@ -1,0 +1,273 @@
+"""The streaming job, top-down: read Kafka, transform, write every batch; run and stop."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from pyspark.errors import PySparkException
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F  # noqa: N812 - Spark's own documented convention
+from pyspark.sql.streaming import StreamingQuery, StreamingQueryListener
+
+from consumer.errors import JobError
+from consumer.guards import (
+    check_checkpoint,
+    check_kafka,
+    explain_failure,
+    last_committed_batch,
+    record_checkpoint_identity,
+)
+from consumer.options import (
+    APP_NAME,
+    QUERY_CHECKPOINT,
+    JobOptions,
+    parse_options,
+)
+from consumer.sinks import (
+    Quarantine,
+    TableOutput,
+    print_previous_result,
+)
+from consumer.transform import (
+    aggregate_outcomes,
+    classify_records,
+    drop_repeated_events,
+)
+
+
+class BatchReporter(StreamingQueryListener):
+    """One line per batch: rows read, rows/s, rejected rows, duration (from query progress).
+
+    Spark delivers listener events asynchronously; ``last_batch_id`` lets the run wait for
+    the final line before it prints its summary.
+    """
+
+    def __init__(self) -> None:
+        self.last_batch_id = -1
+
+    def onQueryStarted(self, event: Any) -> None:  # noqa: N802 - Spark's listener API
+        pass
+
+    def onQueryProgress(self, event: Any) -> None:  # noqa: N802
+        progress = event.progress
+        if progress.name != APP_NAME:
+            return
+        metrics = progress.observedMetrics.get("batch")
+        unique = progress.observedMetrics.get("unique")
+        rejected = (metrics["rejected"] or 0) if metrics is not None else 0
+        repeated = (metrics["records"] - unique["records"]) if metrics and unique else 0
+        duration_ms = progress.durationMs.get("triggerExecution", 0)
+        # Spark knows the arrival rate only from the second batch on.
+        arrival = (
+            f"input {progress.inputRowsPerSecond:,.0f} records/s, "
+            if progress.inputRowsPerSecond
+            else ""
+        )
+        self.last_batch_id = progress.batchId
+        print(
+            f"[{APP_NAME}] batch {progress.batchId}: {progress.numInputRows:,} records read, "
+            f"{rejected:,} rejected, {repeated:,} repeated event ids dropped, "
+            f"{duration_ms / 1000:.2f} s ({arrival}processed "
+            f"{progress.processedRowsPerSecond:,.0f} records/s)",
+            flush=True,
+        )
+
+    def onQueryTerminated(self, event: Any) -> None:  # noqa: N802
+        pass
+
+
+def build_spark(options: JobOptions) -> SparkSession:
+    spark = (
+        SparkSession.builder.appName(APP_NAME)
+        .config("spark.sql.session.timeZone", options.timezone)
+        .config("spark.sql.shuffle.partitions", str(options.shuffle_partitions))
+        .config("spark.ui.showConsoleProgress", "false")
+        # Adaptive execution does not apply to streaming queries; Spark warns if it is on.
+        .config("spark.sql.adaptive.enabled", "false")
+        # With a watermark (the dedupe window) Spark would run extra empty batches just to
+        # advance it, printing the same table again; eviction can wait for real data.
+        .config("spark.sql.streaming.noDataMicroBatches.enabled", "false")
+        .getOrCreate()
+    )
+    spark.sparkContext.setLogLevel("WARN")
+    return spark
+
+
+def read_kafka(spark: SparkSession, options: JobOptions) -> DataFrame:
+    """The topic as a stream of raw records; Kafka's ``timestamp`` becomes ``kafka_timestamp``."""
+    reader = (
+        spark.readStream.format("kafka")
+        .option("subscribe", options.topic)
+        .option("startingOffsets", options.starting_offsets)
+        # Fail rather than silently skip records that retention deleted before we read them.
+        .option("failOnDataLoss", "true")
+        # A fetch at the end of a partition otherwise waits the default 500 ms for more data;
+        # with three partitions that tripled the time to read a 50k-event backlog.
+        .option("kafka.fetch.max.wait.ms", "20")
+    )
+    for key, value in options.kafka_properties().items():
+        reader = reader.option(f"kafka.{key}", value)
+    if options.max_offsets_per_trigger:
+        reader = reader.option("maxOffsetsPerTrigger", str(options.max_offsets_per_trigger))
+    return reader.load().withColumnRenamed("timestamp", "kafka_timestamp")
+
+
+def start_counting(spark: SparkSession, options: JobOptions) -> tuple[StreamingQuery, TableOutput]:
+    """The one streaming query: read, classify, drop repeats, count per period, write.
+
+    Its sink prints and writes the whole table after every batch, and has the batch's
+    rejected records quarantined. Two observed metrics give the per-batch line its counts.
+    """
+    classified = classify_records(read_kafka(spark, options), options.max_future_seconds)
+    observed = classified.observe(
+        "batch",
+        F.count(F.lit(1)).alias("records"),
+        F.count("rejected_reason").alias("rejected"),
+    )
+    # Counted after deduplication: the difference to "records" is the repeats dropped.
+    unique = drop_repeated_events(observed, options.dedupe_window).observe(
+        "unique", F.count(F.lit(1)).alias("records")
+    )
+    output = TableOutput(options, Quarantine(options, spark))
+    writer = (
+        aggregate_outcomes(unique, options.period.key)
+        .writeStream.queryName(APP_NAME)
+        .outputMode("complete")
+        .option("checkpointLocation", f"{options.checkpoint_dir}/{QUERY_CHECKPOINT}")
+        .foreachBatch(output)
+    )
+    if options.trigger == "available-now":
+        writer = writer.trigger(availableNow=True)
+    else:
+        writer = writer.trigger(processingTime=options.trigger)
+    return writer.start(), output
+
+
+def wait_for_report(reporter: BatchReporter, query: StreamingQuery, timeout_s: float = 5) -> None:
+    """Let the listener print the last batch's line before the run's summary line."""
+    last = (query.lastProgress or {}).get("batchId", -1)
+    deadline = time.monotonic() + timeout_s
+    while reporter.last_batch_id < last and time.monotonic() < deadline:
+        time.sleep(0.05)  # poll interval, bounded by the deadline
+
+
+class StopRequest:
+    """SIGINT (Ctrl-C) or SIGTERM asks the job to stop between polls, not to die mid-call.
+
+    Python's default KeyboardInterrupt would surface inside a Py4J call and leave the
+    query running in the JVM (or, with the JVM stopping too, print Py4J tracebacks). The
+    handler only records the request; :func:`run` stops the query cleanly and says after
+    which batch it stopped. A second signal ends the driver at once (exit 130).
+    """
+
+    def __init__(self) -> None:
+        self.requested = threading.Event()
+        self.signal_name = ""
+
+    def install(self) -> None:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, self._handle)
+        # submit.sh tells this driver's pid to whoever must forward a SIGTERM to it.
+        pid_file = os.environ.get("CONSUMER_DRIVER_PID_FILE")
+        if pid_file:
+            with contextlib.suppress(OSError):
+                Path(pid_file).write_text(f"{os.getpid()}\n")
+
+    def _handle(self, signum: int, _frame: object) -> None:
+        if self.requested.is_set():
+            print("Stopping now, without waiting for the query.", file=sys.stderr, flush=True)
+            os._exit(130)
+        self.signal_name = signal.Signals(signum).name
+        self.requested.set()
+        print(
+            f"{self.signal_name}: stopping the query (again to stop at once)...",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+def await_query(query: StreamingQuery, stop: StopRequest, poll_s: float = 0.5) -> bool:
+    """Wait until the query ends; True if it was stopped because a stop was requested."""
+    while not query.awaitTermination(poll_s):
+        if stop.requested.is_set():
+            query.stop()
+            return True
+    return False
+
+
+def print_stopped(options: JobOptions) -> None:
+    last = last_committed_batch(options)
+    where = f"after batch {last}" if last is not None else "before its first batch"
+    print(
+        f"Stopped {where}. Progress is in the checkpoint {options.checkpoint_dir}: "
+        "rerun the same command to resume.",
+        flush=True,
+    )
+
+
+def run(spark: SparkSession, options: JobOptions, stop: StopRequest) -> None:
+    check_kafka(spark, options)
+    if stop.requested.is_set():
+        print("Stopped before the query started.", flush=True)
+        return
+    record_checkpoint_identity(options)
+    reporter = BatchReporter()
+    spark.streams.addListener(reporter)
+    started = time.monotonic()
+    query, output = start_counting(spark, options)
+    if options.trigger == "available-now":
+        print(f"Counting the records on {options.topic!r} up to now, then stopping.", flush=True)
+    else:
+        print(
+            f"Counting new records on {options.topic!r} every {options.trigger}; "
+            "Ctrl-C stops between batches (a rerun resumes).",
+            flush=True,
+        )
+    try:
+        stopped = await_query(query, stop)
+        drained_s = time.monotonic() - started
+    except PySparkException as exc:
+        raise explain_failure(exc, options) from None
+    finally:
+        if query.isActive:
+            query.stop()
+    if stopped:
+        wait_for_report(reporter, query)
+        print_stopped(options)
+        return
+    if query.exception() is not None:
+        raise explain_failure(Exception(str(query.exception())), options)
+    if options.trigger == "available-now":
+        if output.batches_written == 0:
+            print_previous_result(options)
+        else:
+            wait_for_report(reporter, query)
+        finished = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+        print(f"Drained {options.topic!r} in {drained_s:.1f} s (finished {finished}).", flush=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    options = parse_options(argv, os.environ)
+    stop = StopRequest()
+    stop.install()
+    try:
+        check_checkpoint(options)  # before Spark starts: a wrong checkpoint fails in a second
+        spark = build_spark(options)
+        stop.install()  # again: the SparkContext replaced the SIGINT handler with its own
+        try:
+            run(spark, options, stop)
+        finally:
+            spark.stop()
+    except JobError as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return exc.exit_code
+    return 0

@@ -1,0 +1,304 @@
+"""The job's flags and environment variables, parsed into :class:`JobOptions`.
+
+Every flag has an environment variable (for containers); a flag beats its variable.
+Only the standard library and the shared contract: usage errors are reported before
+Spark starts."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+from contract.kafka import (
+    DEFAULT_BOOTSTRAP_SERVERS,
+    DEFAULT_TOPIC,
+    PASSWORD_ENV,
+    SECURITY_FLAGS,
+    KafkaSecurity,
+    SecurityError,
+    security_from_args,
+)
+from contract.tables import DEFAULT_PERIOD, PERIODS, REJECTED_CSV, Period
+
+APP_NAME = "monthly_logins"
+
+
+DEFAULT_CHECKPOINT_DIR = ".local/checkpoints/monthly_logins"
+# The streaming query's own folder in the checkpoint (offsets, commits, state); the name
+# stays "monthly" whatever the period, so checkpoints from before --period still resume.
+QUERY_CHECKPOINT = "monthly"
+
+
+@dataclass(frozen=True)
+class JobOptions:
+    bootstrap_servers: str
+    topic: str
+    starting_offsets: str
+    trigger: str  # "available-now" or a Spark interval such as "10 seconds"
+    checkpoint_dir: str
+    output_dir: str | None
+    quarantine_dir: str
+    timezone: str
+    max_offsets_per_trigger: int | None
+    shuffle_partitions: int
+    max_future_seconds: int
+    security: KafkaSecurity
+    connect_timeout_s: int
+    dedupe_window: str | None = "24 hours"
+    period: Period = PERIODS[DEFAULT_PERIOD]
+
+    def kafka_properties(self) -> dict[str, str]:
+        return {"bootstrap.servers": self.bootstrap_servers, **self.security.java_properties()}
+
+
+_INTERVAL = re.compile(r"^\s*(\d+)\s*(ms|s|sec|seconds?|m|min|minutes?|h|hours?|d|days?)\s*$")
+
+
+_INTERVAL_WORDS = {
+    "ms": "milliseconds",
+    "s": "seconds",
+    "sec": "seconds",
+    "second": "seconds",
+    "seconds": "seconds",
+    "m": "minutes",
+    "min": "minutes",
+    "minute": "minutes",
+    "minutes": "minutes",
+    "h": "hours",
+    "hour": "hours",
+    "hours": "hours",
+    "d": "days",
+    "day": "days",
+    "days": "days",
+}
+
+
+def parse_trigger(text: str) -> str:
+    """``available-now`` or an interval such as ``10s`` / ``1 minute`` (Spark's spelling)."""
+    if text.strip().lower() in ("available-now", "availablenow", "available_now"):
+        return "available-now"
+    match = _INTERVAL.match(text.lower())
+    if not match:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a trigger: use available-now or an interval such as 10s or 1m"
+        )
+    return f"{int(match.group(1))} {_INTERVAL_WORDS[match.group(2)]}"
+
+
+def parse_dedupe_window(text: str) -> str | None:
+    """An interval such as ``24h`` (Spark's spelling), or None for ``0``/``off``."""
+    if text.strip().lower() in ("0", "off", "none"):
+        return None
+    interval = parse_trigger(text)
+    if interval == "available-now":
+        raise argparse.ArgumentTypeError(f"{text!r} is not an interval such as 24h")
+    return interval
+
+
+def parse_timezone(text: str) -> str:
+    """An IANA zone name, checked against Python's time-zone database where there is one.
+
+    Spark resolves the zone with Java's own database; Python's is only an early check. Some
+    images (minimal Debian, Bitnami's among them) ship no tzdata, where even ``UTC`` is
+    unknown to :mod:`zoneinfo`: there the name goes to Spark unchecked.
+    """
+    try:
+        ZoneInfo(text)
+    except (ZoneInfoNotFoundError, ValueError):
+        if not text.strip() or "\0" in text or available_timezones():
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not an IANA time zone such as UTC or Europe/Berlin"
+            ) from None
+    return text
+
+
+def _one_of(*values: str) -> Any:
+    """An argparse type that also checks environment defaults (``choices`` does not)."""
+
+    def convert(text: str) -> str:
+        if text not in values:
+            raise argparse.ArgumentTypeError(f"{text!r} is not one of {', '.join(values)}")
+        return text
+
+    return convert
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be greater than 0")
+    return value
+
+
+def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
+    """Flags with environment-variable defaults (the variable is in brackets in ``--help``).
+
+    String defaults go through each flag's ``type`` like command-line values, so a bad
+    environment value is reported as a usage error too.
+    """
+
+    def env_default(name: str, default: Any) -> Any:
+        return env.get(name) or default
+
+    parser = argparse.ArgumentParser(
+        prog="consumer/submit.sh",
+        description="Count logins per calendar month of event time from a Kafka topic.",
+        epilog=f"{PASSWORD_ENV} (or --sasl-password-file) holds the SASL password.",
+    )
+    add = parser.add_argument
+    add(
+        "--bootstrap-servers",
+        metavar="HOST:PORT",
+        default=env_default("KAFKA_BOOTSTRAP_SERVERS", DEFAULT_BOOTSTRAP_SERVERS),
+        help="Kafka bootstrap servers (default: %(default)s) [KAFKA_BOOTSTRAP_SERVERS]",
+    )
+    add(
+        "--topic",
+        metavar="NAME",
+        default=env_default("LOGINS_TOPIC", DEFAULT_TOPIC),
+        help="topic to read (default: %(default)s) [LOGINS_TOPIC]",
+    )
+    add(
+        "--starting-offsets",
+        type=_one_of("earliest", "latest"),
+        metavar="{earliest,latest}",
+        default=env_default("CONSUMER_STARTING_OFFSETS", "earliest"),
+        help="where a new checkpoint starts reading (default: %(default)s) "
+        "[CONSUMER_STARTING_OFFSETS]",
+    )
+    add(
+        "--trigger",
+        metavar="TRIGGER",
+        type=parse_trigger,
+        default=env_default("CONSUMER_TRIGGER", "10s"),
+        help="available-now (drain the topic, then stop) or an interval such as 10s "
+        "(default: 10s) [CONSUMER_TRIGGER]",
+    )
+    add(
+        "--checkpoint-dir",
+        metavar="DIR",
+        default=env_default("CONSUMER_CHECKPOINT_DIR", DEFAULT_CHECKPOINT_DIR),
+        help="where the job keeps its progress and state; reuse it to resume "
+        "(default: %(default)s) [CONSUMER_CHECKPOINT_DIR]",
+    )
+    add(
+        "--output-dir",
+        metavar="DIR",
+        default=env_default("CONSUMER_OUTPUT_DIR", None),
+        help="also write the table as DIR/monthly_logins.csv (weekly_logins.csv, "
+        f"daily_logins.csv) and rejected counts as DIR/{REJECTED_CSV} after every batch "
+        "[CONSUMER_OUTPUT_DIR]",
+    )
+    add(
+        "--quarantine-dir",
+        metavar="DIR",
+        default=env_default("CONSUMER_QUARANTINE_DIR", None),
+        help="where rejected records are written (default: OUTPUT_DIR/rejected, or "
+        "CHECKPOINT_DIR/quarantine) [CONSUMER_QUARANTINE_DIR]",
+    )
+    add(
+        "--timezone",
+        metavar="ZONE",
+        type=parse_timezone,
+        default=env_default("CONSUMER_TIMEZONE", "UTC"),
+        help="time zone of the calendar months (default: %(default)s) [CONSUMER_TIMEZONE]",
+    )
+    add(
+        "--period",
+        type=_one_of(*PERIODS),
+        metavar="{" + ",".join(PERIODS) + "}",
+        default=env_default("CONSUMER_PERIOD", DEFAULT_PERIOD),
+        help="count logins per calendar month, ISO week or day of event time; fixed by the "
+        "checkpoint once started (default: %(default)s) [CONSUMER_PERIOD]",
+    )
+    add(
+        "--max-offsets-per-trigger",
+        metavar="N",
+        type=_positive_int,
+        default=env_default("CONSUMER_MAX_OFFSETS_PER_TRIGGER", None),
+        help="cap on records per batch (default: no cap) [CONSUMER_MAX_OFFSETS_PER_TRIGGER]",
+    )
+    add(
+        "--shuffle-partitions",
+        metavar="N",
+        type=_positive_int,
+        default=env_default("CONSUMER_SHUFFLE_PARTITIONS", "4"),
+        help="state partitions; fixed by the checkpoint once started (default: %(default)s) "
+        "[CONSUMER_SHUFFLE_PARTITIONS]",
+    )
+    add(
+        "--max-future",
+        metavar="SECONDS",
+        type=_positive_int,
+        default=env_default("CONSUMER_MAX_FUTURE_SECONDS", "86400"),
+        help="reject events whose time is further than this ahead of their Kafka timestamp "
+        "(default: %(default)s) [CONSUMER_MAX_FUTURE_SECONDS]",
+    )
+    add(
+        "--dedupe-window",
+        metavar="INTERVAL",
+        type=parse_dedupe_window,
+        default=env_default("CONSUMER_DEDUPE_WINDOW", "24h"),
+        help="count an event_id once if it repeats within this much processing time; "
+        "0 counts every record (default: 24h) [CONSUMER_DEDUPE_WINDOW]",
+    )
+    add(
+        "--connect-timeout",
+        metavar="SECONDS",
+        type=_positive_int,
+        default=env_default("CONSUMER_CONNECT_TIMEOUT", "30"),
+        help="how long to wait for Kafka before failing (default: %(default)s) "
+        "[CONSUMER_CONNECT_TIMEOUT]",
+    )
+    for flag in SECURITY_FLAGS:  # the same flags and variables as the producer's
+        add(
+            flag.flag,
+            type=_one_of(*flag.choices) if flag.choices else None,
+            metavar=flag.metavar,
+            default=env_default(flag.env, flag.default),
+            help=f"{flag.help} [{flag.env}]",
+        )
+    return parser
+
+
+def parse_options(argv: Sequence[str] | None, env: Mapping[str, str]) -> JobOptions:
+    """The job's options from flags and environment; usage errors exit with status 2."""
+    parser = build_parser(env)
+    args = parser.parse_args(argv)
+
+    try:
+        security = security_from_args(args, env)
+    except SecurityError as exc:
+        parser.error(str(exc))
+    quarantine = args.quarantine_dir or (
+        os.path.join(args.output_dir, "rejected")
+        if args.output_dir
+        else os.path.join(args.checkpoint_dir, "quarantine")
+    )
+    return JobOptions(
+        bootstrap_servers=args.bootstrap_servers,
+        topic=args.topic,
+        starting_offsets=args.starting_offsets,
+        trigger=args.trigger,
+        checkpoint_dir=args.checkpoint_dir,
+        output_dir=args.output_dir,
+        quarantine_dir=quarantine,
+        timezone=args.timezone,
+        max_offsets_per_trigger=(
+            None if args.max_offsets_per_trigger is None else int(args.max_offsets_per_trigger)
+        ),
+        shuffle_partitions=args.shuffle_partitions,
+        max_future_seconds=args.max_future,
+        security=security,
+        connect_timeout_s=args.connect_timeout,
+        dedupe_window=args.dedupe_window,
+        period=PERIODS[args.period],
+    )

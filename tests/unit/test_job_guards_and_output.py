@@ -1,0 +1,269 @@
+"""The job's checks and outputs that need no Spark: the checkpoint guard, the console table,
+the CSV files and the tables' reader, with exact expected text."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from consumer.errors import EXIT_CHECKPOINT, JobError
+from consumer.guards import (
+    check_checkpoint,
+    checkpoint_identity,
+    checkpoint_marker,
+    record_checkpoint_identity,
+)
+from consumer.options import parse_options
+from consumer.sinks import format_report, render_table, write_csv_atomically
+from consumer.transform import Tables, tables_from_outcomes
+from contract.tables import PERIODS, TableError, header, read_counts, read_rejected
+
+
+def options_for(checkpoint, *argv: str):
+    return parse_options(["--checkpoint-dir", str(checkpoint), *argv], {})
+
+
+# --- The checkpoint guard ---------------------------------------------------------------------
+
+
+def test_the_identity_names_topic_zone_deduplication_and_period(tmp_path):
+    options = options_for(tmp_path, "--topic", "t", "--timezone", "Asia/Tokyo", "--period", "day")
+    assert checkpoint_identity(options) == {
+        "job": "monthly_logins",
+        "topic": "t",
+        "timezone": "Asia/Tokyo",
+        "deduplication": True,
+        "period": "day",
+    }
+    assert (
+        checkpoint_identity(options_for(tmp_path, "--dedupe-window", "0"))["deduplication"] is False
+    )
+    assert checkpoint_marker(options) == tmp_path / "pipeline.json"
+
+
+def test_a_new_checkpoint_is_accepted_and_marked_once(tmp_path):
+    checkpoint = tmp_path / "new" / "checkpoint"
+    options = options_for(checkpoint, "--timezone", "Europe/Berlin")
+    check_checkpoint(options)  # does not exist yet
+    record_checkpoint_identity(options)
+    assert (checkpoint / "pipeline.json").read_text() == (
+        "{\n"
+        '  "job": "monthly_logins",\n'
+        '  "topic": "logins",\n'
+        '  "timezone": "Europe/Berlin",\n'
+        '  "deduplication": true,\n'
+        '  "period": "month"\n'
+        "}\n"
+    )
+    check_checkpoint(options)  # the same query resumes
+    # A second run does not rewrite the marker, whatever it was started with.
+    record_checkpoint_identity(options_for(checkpoint, "--timezone", "UTC"))
+    assert json.loads((checkpoint / "pipeline.json").read_text())["timezone"] == "Europe/Berlin"
+
+
+def refusal(options) -> JobError:
+    with pytest.raises(JobError) as refused:
+        check_checkpoint(options)
+    assert refused.value.exit_code == EXIT_CHECKPOINT == 4
+    return refused.value
+
+
+@pytest.mark.parametrize(
+    ("argv", "detail"),
+    [
+        (["--timezone", "Europe/Berlin"], "timezone 'UTC' (now 'Europe/Berlin')"),
+        (["--topic", "other"], "topic 'logins' (now 'other')"),
+        (["--dedupe-window", "off"], "deduplication True (now False)"),
+        (["--period", "week"], "period 'month' (now 'week')"),
+        (
+            ["--topic", "other", "--timezone", "Asia/Tokyo"],
+            "topic 'logins' (now 'other'), timezone 'UTC' (now 'Asia/Tokyo')",
+        ),
+    ],
+)
+def test_a_checkpoint_of_another_query_is_refused(tmp_path, argv, detail):
+    record_checkpoint_identity(options_for(tmp_path))
+    error = refusal(options_for(tmp_path, *argv))
+    assert str(error) == (
+        f"the checkpoint {tmp_path} belongs to another query: it was started with {detail}. "
+        "Use a new --checkpoint-dir, or delete this one to recount from the start of the topic."
+    )
+
+
+def test_a_marker_from_before_periods_existed_was_written_for_months(tmp_path):
+    old = {"job": "monthly_logins", "topic": "logins", "timezone": "UTC", "deduplication": True}
+    (tmp_path / "pipeline.json").write_text(json.dumps(old))
+    check_checkpoint(options_for(tmp_path))
+    error = refusal(options_for(tmp_path, "--period", "day"))
+    assert "started with period 'month' (now 'day')." in str(error)
+
+
+def test_an_unreadable_marker_is_refused(tmp_path):
+    (tmp_path / "pipeline.json").write_text("{not json")
+    error = refusal(options_for(tmp_path))
+    assert str(error).startswith(f"cannot read {tmp_path / 'pipeline.json'}: ")
+
+
+def test_a_folder_with_other_files_is_not_taken_over(tmp_path):
+    (tmp_path / "offsets").mkdir()
+    error = refusal(options_for(tmp_path))
+    assert str(error) == (
+        f"{tmp_path} is not empty and was not written by this job. Use a new --checkpoint-dir."
+    )
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    check_checkpoint(options_for(empty))
+
+
+# --- Console table and CSV --------------------------------------------------------------------
+
+
+def test_the_console_table_pads_text_left_and_numbers_right():
+    table = render_table(("month", "logins"), [("2024-01", 5), ("total", 12_345), (None, None)])
+    assert table == (
+        "+-------+------+\n"
+        "|month  |logins|\n"
+        "+-------+------+\n"
+        "|2024-01|     5|\n"
+        "|total  | 12345|\n"
+        "|       |      |\n"
+        "+-------+------+"
+    )
+
+
+def test_a_batch_report_has_totals_and_the_rejections():
+    counts = [("2024-01", 10, 7, 3), ("2024-02", 5, 5, 0)]
+    rejected = [("empty_value", 2), ("wrong_type", 1)]
+    assert format_report(3, "Europe/Berlin", counts, rejected) == (
+        "Batch 3: logins per calendar month (Europe/Berlin)\n"
+        "+-------+------+----------+------+\n"
+        "|month  |logins|successful|failed|\n"
+        "+-------+------+----------+------+\n"
+        "|2024-01|    10|         7|     3|\n"
+        "|2024-02|     5|         5|     0|\n"
+        "|total  |    15|        12|     3|\n"
+        "+-------+------+----------+------+\n"
+        "Rejected records: 3 (empty_value 2, wrong_type 1)"
+    )
+
+
+def test_a_batch_report_of_weeks_and_of_nothing():
+    weeks = format_report(0, "UTC", [("2026-W48", 1, 1, 0)], [], PERIODS["week"])
+    assert weeks.splitlines()[0] == "Batch 0: logins per ISO week (UTC)"
+    assert weeks.splitlines()[2] == "|week    |logins|successful|failed|"
+    assert weeks.splitlines()[-1] == "Rejected records: 0"
+    assert format_report(7, "UTC", [], [("oversized", 4)]) == (
+        "Batch 7: logins per calendar month (UTC)\n"
+        "(no valid events yet)\n"
+        "Rejected records: 4 (oversized 4)"
+    )
+
+
+def test_the_csv_is_replaced_whole_and_leaves_no_temporary_file(tmp_path):
+    target = tmp_path / "out" / "monthly_logins.csv"
+    write_csv_atomically(target, ("month", "logins"), [("2024-01", 3)])
+    write_csv_atomically(target, ("month", "logins"), [("2024-01", 4), ("2024-02", 1)])
+    assert target.read_bytes() == b"month,logins\r\n2024-01,4\r\n2024-02,1\r\n"
+    assert [p.name for p in target.parent.iterdir()] == ["monthly_logins.csv"]
+
+
+def test_outcomes_become_sorted_tables_and_failed_is_logins_minus_successful():
+    def outcome(bucket, reason, records, successful):
+        return {
+            "bucket": bucket,
+            "rejected_reason": reason,
+            "records": records,
+            "successful": successful,
+        }
+
+    rows = [
+        outcome("2024-03", None, 10, 7),
+        outcome(None, "wrong_type", 2, 0),
+        outcome("2023-12", None, 5, 5),
+        outcome(None, "empty_value", 1, 0),
+        outcome(None, "wrong_type", 3, 0),  # one reason in two rows: added up
+    ]
+    assert tables_from_outcomes(rows) == Tables(
+        counts=[("2023-12", 5, 5, 0), ("2024-03", 10, 7, 3)],
+        rejected=[("empty_value", 1), ("wrong_type", 5)],
+    )
+
+
+# --- The tables' reader (contract/tables.py) --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("key", "good", "bad"),
+    [
+        (
+            "month",
+            ["2024-01", "2024-09", "2024-10", "2024-12"],
+            ["2024-00", "2024-13", "2024-1", "24-01", "2024/01"],
+        ),
+        (
+            "week",
+            ["2026-W01", "2026-W09", "2026-W10", "2026-W49", "2026-W53"],
+            ["2026-W00", "2026-W54", "2026-48", "2026-W5"],
+        ),
+        (
+            "day",
+            ["2024-02-29", "2024-12-31", "2024-01-09", "2024-01-10", "2024-01-20"],
+            ["2024-02-00", "2024-01-32", "2024-13-01", "2024-1-01"],
+        ),
+    ],
+)
+def test_what_a_bucket_of_each_period_looks_like(key, good, bad):
+    period = PERIODS[key]
+    assert [b for b in good if not period.matches(b)] == []
+    assert [b for b in bad if period.matches(b)] == []
+
+
+def test_each_period_has_its_column_title_and_file():
+    assert [(p.key, p.title, p.csv_name) for p in PERIODS.values()] == [
+        ("month", "calendar month", "monthly_logins.csv"),
+        ("week", "ISO week", "weekly_logins.csv"),
+        ("day", "day", "daily_logins.csv"),
+    ]
+    assert header(PERIODS["week"]) == ("week", "logins", "successful", "failed")
+
+
+def test_the_reader_returns_the_period_and_the_counts(tmp_path):
+    table = tmp_path / "daily_logins.csv"
+    table.write_text("day,logins,successful,failed\n2024-02-29,3,2,1\n2024-03-01,1,1,0\n")
+    assert read_counts(table) == (
+        PERIODS["day"],
+        {"2024-02-29": (3, 2, 1), "2024-03-01": (1, 1, 0)},
+    )
+    rejected = tmp_path / "rejected_reasons.csv"
+    rejected.write_text("reason,records\noversized,2\nwrong_type,5\n")
+    assert read_rejected(rejected) == {"oversized": 2, "wrong_type": 5}
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "{path} does not exist"),
+        ("", "{path} is empty"),
+        (
+            "date,count\n",
+            "{path} has the header 'date,count', not month,logins,successful,failed or "
+            "week,logins,successful,failed or day,logins,successful,failed",
+        ),
+        (
+            "month,logins,successful,failed\n2024-01,x,1,1\n",
+            "{path}, line 2: '2024-01,x,1,1' is not a row",
+        ),
+        (
+            "month,logins,successful,failed\n2024-01,2,1,1\n2024-13,1,1,0\n",
+            "{path}, line 3: '2024-13' is not a month",
+        ),
+    ],
+)
+def test_the_reader_says_what_is_wrong(tmp_path, content, message):
+    path = tmp_path / "table.csv"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(TableError) as refused:
+        read_counts(path)
+    assert str(refused.value) == message.format(path=path)

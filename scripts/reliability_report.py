@@ -17,6 +17,9 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # run as a file: the project's packages are beside it
+from contract.events import REJECTION_REASONS  # noqa: E402
+
 RESULTS = ROOT / "output" / "reliability"
 DOC = ROOT / "docs" / "RELIABILITY.md"
 ORDER = [
@@ -64,11 +67,9 @@ FOOTER = """
   (temporary file + rename), so the replay rewrites the same file. When a batch rejected
   records, exactly its offset range (from Spark's offset log) is read again and its rejected
   records are written to one folder per batch id, overwritten on replay.
-- **Bad input** never fails the job: each record gets a reason (`empty_value`,
-  `invalid_utf8`, `oversized`, `not_json_object`, `wrong_type`, `missing_*`,
-  `invalid_timestamp`, `future_timestamp`, `unsupported_schema_version`), is excluded from
-  the counts, counted per reason, and written to the quarantine with its topic, partition,
-  offset and raw value (base64).
+- **Bad input** never fails the job: each record gets a reason ({reasons}), is excluded
+  from the counts, counted per reason, and written to the quarantine with its topic,
+  partition, offset and raw value (base64).
 - **Repeated `event_id`** (policy): counted once when the repeat is processed within
   `--dedupe-window` (default 24 hours) of the first. The window is measured in processing
   time, so a backfill of old events is never dropped as "late"; the batch time is part of
@@ -141,7 +142,8 @@ def main() -> int:
             f"{times[name]:%Y-%m-%d %H:%M} |\n"
         )
     DOC.parent.mkdir(exist_ok=True)
-    DOC.write_text("".join(lines) + FOOTER)
+    reasons = ", ".join(f"`{reason}`" for reason in REJECTION_REASONS)
+    DOC.write_text("".join(lines) + FOOTER.replace("{reasons}", reasons))
     print(f"wrote {DOC.relative_to(ROOT)}")
     return 0
 

@@ -9,6 +9,7 @@ import pytest
 from pyspark.sql import Row
 
 from consumer.transform import Tables, aggregate_outcomes, classify_records, tables_from_outcomes
+from contract.events import REJECTION_REASONS
 
 KAFKA_TIME = datetime(2024, 6, 1, tzinfo=timezone.utc)
 
@@ -147,6 +148,8 @@ def test_every_kind_of_bad_record_is_rejected_with_its_reason_and_never_counted(
     classified = classify_records(records_frame(spark, values + good))
     result = tables(classified)
     assert dict(result.rejected) == {reason: len(vs) for reason, vs in BAD_RECORDS.items()}
+    # Every reason the contract names is produced here, and no other.
+    assert sorted(BAD_RECORDS) == sorted(REJECTION_REASONS)
     assert result.counts == [("2024-05", 1, 1, 0), ("2024-06", 1, 1, 0)]
 
 

@@ -111,3 +111,10 @@ SECURITY_FLAGS = {
     "--sasl-password-file",
     "--ssl-cafile",
 }
+
+
+def test_the_readme_names_every_rejection_reason_of_the_contract():
+    from contract.events import REJECTION_REASONS
+
+    job_section = README.split("## The Spark job", 1)[1].split("\n## ", 1)[0]
+    assert [r for r in REJECTION_REASONS if f"`{r}`" not in job_section] == []

@@ -197,16 +197,16 @@ class LoginEventGenerator:
                 bisect.bisect(self._reason_cum, rng.random() * self._reason_cum[-1])
             ]
         return self._record(
-            user.user_id,
-            epoch_ms,
-            device.browser,
-            device.user_agent,
-            device.device_type,
-            user.country,
-            ip,
-            user.auth_method,
-            success,
-            reason,
+            user_id=user.user_id,
+            epoch_ms=epoch_ms,
+            browser=device.browser,
+            user_agent=device.user_agent,
+            device_type=device.device_type,
+            country=user.country,
+            ip=ip,
+            auth_method=user.auth_method,
+            success=success,
+            failure_reason=reason,
         )
 
     def _attack_event(self, epoch_ms: int, attacker: tuple[str, str, str]) -> LoginRecord:
@@ -221,20 +221,21 @@ class LoginEventGenerator:
             success, reason = False, "unknown_user"
         browser = "Chrome" if user_agent.startswith("Mozilla") else "Other"
         return self._record(
-            user_id,
-            epoch_ms,
-            browser,
-            user_agent,
-            "desktop",
-            country,
-            ip,
-            "password",
-            success,
-            reason,
+            user_id=user_id,
+            epoch_ms=epoch_ms,
+            browser=browser,
+            user_agent=user_agent,
+            device_type="desktop",
+            country=country,
+            ip=ip,
+            auth_method="password",
+            success=success,
+            failure_reason=reason,
         )
 
     def _record(
         self,
+        *,
         user_id: str,
         epoch_ms: int,
         browser: str,

@@ -24,6 +24,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from bench.probes import MemorySampler, kafka_tool, machine_description
+from contract.tables import DEFAULT_PERIOD, PERIODS, read_counts
 from producer.events import LoginEventGenerator, LoginRecord
 from services.kafka import LocalKafka
 from services.settings import PROJECT_ROOT
@@ -235,10 +236,8 @@ def bench_drain(broker: LocalKafka, sizes: Sizes, work: Path) -> list[Figure]:
     result = drain_topic(broker, topic, work / "drain")
     total = time.perf_counter() - started
     drained = float(re.search(r"Drained .* in ([\d.]+) s", result.stdout).group(1))
-    counted = sum(
-        int(line.split(",")[1])
-        for line in (work / "drain-out/monthly_logins.csv").read_text().splitlines()[1:]
-    )
+    _, counts = read_counts(work / "drain-out" / PERIODS[DEFAULT_PERIOD].csv_name)
+    counted = sum(logins for logins, _, _ in counts.values())
     assert counted == sizes.drain, f"the job counted {counted:,} of {sizes.drain:,}"
     output = kafka_tool("org.apache.kafka.tools.ConsumerPerformance",
                         "--bootstrap-server", broker.bootstrap_servers, "--topic", topic,

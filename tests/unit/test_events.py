@@ -8,6 +8,7 @@ import re
 import uuid
 from collections import Counter
 from datetime import datetime, timezone
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -208,3 +209,65 @@ def test_attack_events_name_their_browser_by_the_user_agent():
         assert (e["device_type"], e["auth_method"]) == ("desktop", "password")
         seen.add(e["browser_info"])
     assert seen == {"Chrome", "Other"}
+
+
+def test_users_are_drawn_in_proportion_to_their_activity():
+    generator = LoginEventGenerator(seed=8, users=5, attack_probability=0.0)
+    activity = {u.user_id: u.activity for u in generator.population}
+    total = sum(activity.values())
+    events = [json.loads(r.value) for r in generator.backfill(START, END, 20_000)]
+    drawn = Counter(e["user_id"] for e in events)
+    for user_id, weight in activity.items():
+        # 20,000 draws: the share's standard deviation is below 0.4 percentage points.
+        assert drawn[user_id] / len(events) == pytest.approx(weight / total, abs=0.02), user_id
+
+
+def test_failed_logins_give_every_reason_by_its_weight():
+    generator = LoginEventGenerator(seed=9, users=20, failure_rate=1.0, attack_probability=0.0)
+    events = [json.loads(r.value) for r in generator.backfill(START, END, 20_000)]
+    assert not any(e["success"] for e in events)
+    reasons = Counter(e["failure_reason"] for e in events)
+    expected = {
+        "invalid_password": 0.70,
+        "mfa_failed": 0.12,
+        "expired_password": 0.08,
+        "account_locked": 0.06,
+        "unknown_user": 0.04,
+    }
+    assert set(reasons) == set(expected)
+    for reason, share in expected.items():
+        assert reasons[reason] / len(events) == pytest.approx(share, abs=0.015), reason
+
+
+def test_a_burst_is_one_address_trying_accounts_every_50_to_1500_ms():
+    # At most 150 attempts per burst: 20 events from an attack that starts at once are one burst.
+    generator = LoginEventGenerator(seed=6, users=20, attack_probability=1.0)
+    records = list(generator.backfill(START, END, 20))
+    events = [json.loads(r.value) for r in records]
+    assert len({e["ip_address"] for e in events}) == 1
+    gaps = [b.event_time_ms - a.event_time_ms for a, b in pairwise(records)]
+    assert all(50 <= gap <= 1_500 for gap in gaps), gaps
+
+
+def test_every_user_id_is_lower_case_and_made_up_ones_end_in_a_number():
+    generator = LoginEventGenerator(seed=3, users=50, attack_probability=0.05)
+    events = [json.loads(r.value) for r in generator.backfill(START, END, 5_000)]
+    unknown = {e["user_id"] for e in events if e["failure_reason"] == "unknown_user"}
+    made_up = unknown - {u.user_id for u in generator.population}
+    assert made_up, "expected made-up accounts"
+    assert all(re.search(r"[0-9]$", user_id) for user_id in made_up), made_up
+    assert all(e["user_id"] == e["user_id"].lower() for e in events)
+
+
+def test_the_default_seed_is_0_and_rates_are_checked_at_both_ends():
+    def first(generator):
+        return [r.value for r in generator.backfill(START, END, 50)]
+
+    assert first(LoginEventGenerator(users=20)) == first(LoginEventGenerator(seed=0, users=20))
+    for rate in (0.0, 1.0):
+        LoginEventGenerator(users=5, failure_rate=rate, attack_probability=rate)
+    for rate in (-0.01, 1.01):
+        with pytest.raises(ValueError, match=r"^failure_rate must be between 0 and 1$"):
+            LoginEventGenerator(users=5, failure_rate=rate)
+        with pytest.raises(ValueError, match=r"^attack_probability must be between 0 and 1$"):
+            LoginEventGenerator(users=5, attack_probability=rate)

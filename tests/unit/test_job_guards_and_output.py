@@ -4,6 +4,7 @@ the CSV files and the tables' reader, with exact expected text."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -267,3 +268,31 @@ def test_the_reader_says_what_is_wrong(tmp_path, content, message):
     with pytest.raises(TableError) as refused:
         read_counts(path)
     assert str(refused.value) == message.format(path=path)
+
+
+def test_headers_are_left_aligned_over_right_aligned_numbers():
+    assert render_table(("month", "n"), [("2024-01", 12_345)]) == (
+        "+-------+-----+\n|month  |n    |\n+-------+-----+\n|2024-01|12345|\n+-------+-----+"
+    )
+
+
+def test_the_csv_is_written_beside_its_target_and_renamed_over_it(tmp_path, monkeypatch):
+    """Beside it, so the rename is atomic (same file system); hidden and ``.tmp`` while
+    written, so a reader globbing ``*.csv`` never picks up half a table."""
+    from consumer import sinks
+
+    renames = []
+    real_replace = sinks.os.replace
+
+    def replace(source, target):
+        renames.append((Path(source), Path(target)))
+        real_replace(source, target)
+
+    monkeypatch.setattr(sinks.os, "replace", replace)
+    target = tmp_path / "two" / "levels" / "monthly_logins.csv"  # missing parents are made
+    write_csv_atomically(target, ("month", "logins"), [("2024-01", 3)])
+    ((source, renamed),) = renames
+    assert renamed == target
+    assert source.parent == target.parent
+    assert source.name.startswith(".monthly_logins.csv.") and source.name.endswith(".tmp")
+    assert target.read_bytes() == b"month,logins\r\n2024-01,3\r\n"

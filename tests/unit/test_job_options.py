@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from argparse import ArgumentTypeError
 
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from consumer import options as options_module
 from consumer.options import (
     JobOptions,
+    build_parser,
     parse_dedupe_window,
     parse_options,
     parse_timezone,
@@ -384,3 +386,17 @@ def test_kafka_python_options_of_the_shared_security_settings():
         "sasl_plain_username": "u",
         "sasl_plain_password": "p",
     }
+
+
+def test_help_shows_the_security_flags_with_metavar_and_variable():
+    flat = " ".join(build_parser({}).format_help().split())
+    assert flat.startswith("usage: consumer/submit.sh ")
+    for flag, metavar, variable in [
+        ("--security-protocol", "PROTOCOL", "KAFKA_SECURITY_PROTOCOL"),
+        ("--sasl-mechanism", "MECHANISM", "KAFKA_SASL_MECHANISM"),
+        ("--sasl-username", "USER", "KAFKA_SASL_USERNAME"),
+        ("--sasl-password-file", "FILE", "KAFKA_SASL_PASSWORD_FILE"),
+        ("--ssl-cafile", "FILE", "KAFKA_SSL_CAFILE"),
+    ]:
+        assert re.search(rf"{flag} {metavar} [^\[]+\[{variable}\]", flat), flag
+    assert "CA certificate (PEM) for TLS [KAFKA_SSL_CAFILE]" in flat

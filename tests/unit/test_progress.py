@@ -124,3 +124,25 @@ def test_the_bar_shows_acknowledgements_at_its_next_redraw_not_with_one_of_its_o
     assert "acked=" not in terminal.getvalue()  # no extra redraw per update
     bar.close(DeliveryStats(sent=1000, acknowledged=1000))
     assert "acked=1000" in terminal.getvalue()
+
+
+def test_the_bar_is_named_follows_the_terminal_width_and_redraws_four_times_a_second():
+    terminal = Terminal()
+    bar = make_progress("bar", 10, stream=terminal)
+    assert terminal.getvalue().lstrip("\r").startswith("producing:")
+    assert callable(bar._bar.dynamic_ncols)  # tqdm measures the terminal on every redraw
+    assert bar._bar.mininterval == 0.25
+
+
+def test_log_mode_keeps_the_total_and_the_interval(monkeypatch, caplog):
+    clock = Clock(50.0)
+    monkeypatch.setattr(progress_module.time, "monotonic", clock)
+    progress = make_progress("log", 10, stream=io.StringIO(), interval_s=2.0)
+    lines = lines_of(
+        progress,
+        clock,
+        caplog,
+        (51.9, DeliveryStats(sent=1)),
+        (52.0, DeliveryStats(sent=4)),
+    )
+    assert lines == ["4 sent, 0 acknowledged, 0 failed, 2 events/s, 40.0% of 10, ETA 3s"]

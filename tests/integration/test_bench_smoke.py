@@ -43,12 +43,12 @@ def test_bench_smoke_runs_every_step_and_reports_each_figure_with_its_reference(
     assert "bootstrap.servers=<broker>" in perf_test["command"]
     # The drain's counts were checked against what was sent, at the smoke size.
     drain = figures["Spark job drain (available-now), session start excluded"]
-    assert drain["details"].startswith(f"{SMOKE.drain:,} events in ")
-    assert drain["details"].endswith(f"counts checked ({SMOKE.drain:,})")
+    assert drain["detail"].startswith(f"{SMOKE.drain:,} events in ")
+    assert drain["detail"].endswith(f"counts checked ({SMOKE.drain:,})")
     latency = figures["End-to-end latency p95 (live, default 10 s trigger)"]
-    assert f"at {SMOKE.latency_rate:,} events/s" in latency["details"]
+    assert f"at {SMOKE.latency_rate:,} events/s" in latency["detail"]
     memory = figures["Peak memory (RSS) of make demo, all processes"]
-    assert all(role in memory["details"] for role in ("broker", "producer", "spark"))
+    assert all(role in memory["detail"] for role in ("broker", "producer", "spark"))
     text = output.read_text()
     assert "(smoke sizes: not representative)" in text
     for name in figures:

@@ -28,6 +28,7 @@ from contract.tables import (
     REJECTED_CSV,
     Period,
     header,
+    read_counts,
 )
 
 
@@ -192,9 +193,10 @@ def print_previous_result(options: JobOptions) -> None:
         f"No new records on {options.topic!r} since the last run "
         f"(checkpoint {options.checkpoint_dir})."
     )
-    table = Path(options.output_dir or ".") / options.period.csv_name
-    if options.output_dir and table.exists():
-        with table.open(newline="") as handle:
-            rows = list(csv.reader(handle))
+    if not options.output_dir:
+        return
+    table = Path(options.output_dir) / options.period.csv_name
+    if table.exists():
+        period, counts = read_counts(table)  # the contract's one reader of the tables
         print(f"Latest table ({table}):")
-        print(render_table(rows[0], rows[1:]))
+        print(render_table(header(period), [(b, *n) for b, n in counts.items()]))

@@ -33,7 +33,7 @@ $(STAMP): pyproject.toml Makefile
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "error: Python 3.10+ is needed, found " + sys.version.split()[0] + " (set PYTHON=python3.x)")'
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	PYTHONWARNINGS=ignore $(PY) -m pip install --quiet -e '.[spark,report,confluent,dev]'
+	PYTHONWARNINGS=ignore $(PY) -m pip install --quiet -e '.[spark,report,confluent,db,dashboard,dev]'
 	@touch $@
 
 .PHONY: local-up

@@ -23,7 +23,7 @@ from contract.kafka import (
     SecurityError,
     security_from_args,
 )
-from contract.tables import DEFAULT_PERIOD, PERIODS, REJECTED_CSV, Period
+from contract.tables import DEFAULT_DB_NAME, DEFAULT_PERIOD, PERIODS, REJECTED_CSV, Period
 
 APP_NAME = "monthly_logins"
 
@@ -51,6 +51,7 @@ class JobOptions:
     connect_timeout_s: int
     dedupe_window: str | None = "24 hours"
     period: Period = PERIODS[DEFAULT_PERIOD]
+    db_url: str | None = None  # a SQLAlchemy URL, or None for no database
 
     def kafka_properties(self) -> dict[str, str]:
         return {"bootstrap.servers": self.bootstrap_servers, **self.security.java_properties()}
@@ -115,6 +116,33 @@ def parse_timezone(text: str) -> str:
                 f"{text!r} is not an IANA time zone such as UTC or Europe/Berlin"
             ) from None
     return text
+
+
+DB_OFF = "off"
+_DB_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+_.-]*://")
+
+
+def parse_db_url(text: str) -> str:
+    """A SQLAlchemy URL (``dialect[+driver]://...``), or ``off`` for no database.
+
+    Only the shape is checked here (SQLAlchemy is not imported before Spark starts); the
+    database itself is checked when the job starts, before its first batch.
+    """
+    if text.strip().lower() in (DB_OFF, "none"):
+        return DB_OFF
+    if not _DB_URL.match(text.strip()):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a SQLAlchemy URL such as sqlite:///output/logins.db or "
+            "postgresql+pg8000://user@host:5432/logins (or off)"
+        )
+    return text.strip()
+
+
+def default_db_url(output_dir: str | None) -> str | None:
+    """SQLite in the output folder (no server to run), or no database without one."""
+    if not output_dir:
+        return None
+    return "sqlite:///" + os.path.abspath(os.path.join(output_dir, DEFAULT_DB_NAME))
 
 
 def _one_of(*values: str) -> Any:
@@ -196,6 +224,15 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         help="also write the table as DIR/monthly_logins.csv (weekly_logins.csv, "
         f"daily_logins.csv) and rejected counts as DIR/{REJECTED_CSV} after every batch "
         "[CONSUMER_OUTPUT_DIR]",
+    )
+    add(
+        "--db-url",
+        metavar="URL",
+        type=parse_db_url,
+        default=env_default("CONSUMER_DB_URL", None),
+        help="also write the table, the rejected counts and one progress row per batch to "
+        f"this SQLAlchemy database (default: sqlite:///OUTPUT_DIR/{DEFAULT_DB_NAME} with "
+        "--output-dir; off for none) [CONSUMER_DB_URL]",
     )
     add(
         "--quarantine-dir",
@@ -283,6 +320,7 @@ def parse_options(argv: Sequence[str] | None, env: Mapping[str, str]) -> JobOpti
         if args.output_dir
         else os.path.join(args.checkpoint_dir, "quarantine")
     )
+    db_url = args.db_url if args.db_url is not None else default_db_url(args.output_dir)
     return JobOptions(
         bootstrap_servers=args.bootstrap_servers,
         topic=args.topic,
@@ -301,4 +339,5 @@ def parse_options(argv: Sequence[str] | None, env: Mapping[str, str]) -> JobOpti
         connect_timeout_s=args.connect_timeout,
         dedupe_window=args.dedupe_window,
         period=PERIODS[args.period],
+        db_url=None if db_url == DB_OFF else db_url,
     )

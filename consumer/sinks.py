@@ -6,6 +6,7 @@ import csv
 import json
 import os
 import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F  # noqa: N812 - Spark's own documented convention
 
+from consumer.database import DatabaseOutput
 from consumer.options import (
     QUERY_CHECKPOINT,
     JobOptions,
@@ -65,15 +67,30 @@ def write_csv_atomically(path: Path, header: Sequence[str], rows: Sequence[Seque
 
 
 class TableOutput:
-    """foreachBatch sink of the aggregation: prints the table, writes the CSV files, and has
-    the batch's rejected records quarantined."""
+    """foreachBatch sink of the aggregation: prints the table, writes the CSV files and the
+    database, and has the batch's rejected records quarantined.
+
+    The database (``--db-url``, by default SQLite in the output folder) is opened here,
+    when the query is built, so an unreachable one stops the job before its first batch.
+    """
 
     def __init__(self, options: JobOptions, quarantine: Quarantine | None = None) -> None:
         self.options = options
         self.quarantine = quarantine
         self.batches_written = 0
+        self.database = (
+            DatabaseOutput(
+                options.db_url,
+                options.topic,
+                options.period.key,
+                Path(options.checkpoint_dir) / QUERY_CHECKPOINT,
+            )
+            if options.db_url
+            else None
+        )
 
     def __call__(self, outcomes: DataFrame, batch_id: int) -> None:
+        started = time.monotonic()  # collect() below runs the batch: read, dedupe, count
         tables = tables_from_outcomes(outcomes.collect())
         if self.quarantine is not None:
             self.quarantine.after_batch(batch_id, sum(count for _, count in tables.rejected))
@@ -83,6 +100,8 @@ class TableOutput:
             out = Path(self.options.output_dir)
             write_csv_atomically(out / period.csv_name, header(period), tables.counts)
             write_csv_atomically(out / REJECTED_CSV, REJECTED_COLUMNS, tables.rejected)
+        if self.database is not None:
+            self.database.write(batch_id, tables.counts, tables.rejected, started)
         self.batches_written += 1
 
 

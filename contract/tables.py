@@ -80,3 +80,60 @@ def read_rejected(path: Path) -> dict[str, int]:
     """``reason -> records`` from the job's rejected-reasons table."""
     with path.open(newline="") as handle:
         return {row["reason"]: int(row["records"]) for row in csv.DictReader(handle)}
+
+
+# The database the job writes next to the CSV (``--db-url``; SQLite in the output folder by
+# default) and the dashboard reads. Names and columns live here, once: the job's writer
+# (consumer/database.py), the dashboard and the tests all take them from this module.
+DEFAULT_DB_NAME = "logins.db"
+COUNTS_TABLE = "login_counts"
+REJECTED_TABLE = "rejected_reasons"
+PROGRESS_TABLE = "batch_progress"
+
+
+@dataclass(frozen=True)
+class Column:
+    """One database column: its name, a portable type and whether it may be NULL."""
+
+    name: str
+    kind: str  # "text", "integer", "float" or "timestamp" (UTC, timezone-aware)
+    nullable: bool = False
+    primary_key: bool = False
+
+
+DB_TABLES: dict[str, tuple[Column, ...]] = {
+    # The whole counts table, one row per (period kind, period); ``batch_id`` is the batch
+    # that last wrote the row. Every batch upserts all rows and deletes those it did not
+    # write, so the table always equals the checkpoint's state, never more.
+    COUNTS_TABLE: (
+        Column("period_kind", "text", primary_key=True),
+        Column("period", "text", primary_key=True),
+        Column("logins", "integer"),
+        Column("successful", "integer"),
+        Column("failed", "integer"),
+        Column("batch_id", "integer"),
+    ),
+    REJECTED_TABLE: (
+        Column("reason", "text", primary_key=True),
+        Column("records", "integer"),
+        Column("batch_id", "integer"),
+    ),
+    # One row per micro-batch, keyed by Spark's batch id, so a batch replayed after a crash
+    # replaces its own row. Counts come from the offset log and the state's totals, which a
+    # replay reproduces exactly; the timing columns describe the run that wrote the row.
+    PROGRESS_TABLE: (
+        Column("batch_id", "integer", primary_key=True),
+        Column("topic", "text"),
+        Column("period_kind", "text"),
+        Column("batch_time", "timestamp"),
+        Column("written_at", "timestamp"),
+        Column("records_read", "integer"),
+        Column("rejected", "integer", nullable=True),
+        Column("repeats_dropped", "integer", nullable=True),
+        Column("total_logins", "integer"),
+        Column("total_rejected", "integer"),
+        Column("duration_s", "float"),
+        Column("records_per_s", "float", nullable=True),
+        Column("end_offsets", "text"),  # JSON: {"topic": {"partition": next offset}}
+    ),
+}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from argparse import ArgumentTypeError
 
@@ -136,6 +137,7 @@ EVERY_FLAG = {
     "--trigger": ("CONSUMER_TRIGGER", "2h"),
     "--checkpoint-dir": ("CONSUMER_CHECKPOINT_DIR", "/cp"),
     "--output-dir": ("CONSUMER_OUTPUT_DIR", "/out"),
+    "--db-url": ("CONSUMER_DB_URL", "postgresql+pg8000://job@db:5432/logins"),
     "--quarantine-dir": ("CONSUMER_QUARANTINE_DIR", "/q"),
     "--timezone": ("CONSUMER_TIMEZONE", "Europe/Berlin"),
     "--period": ("CONSUMER_PERIOD", "week"),
@@ -166,6 +168,7 @@ EVERY_FIELD = JobOptions(
     connect_timeout_s=5,
     dedupe_window="30 minutes",
     period=PERIODS["week"],
+    db_url="postgresql+pg8000://job@db:5432/logins",
 )
 
 
@@ -183,6 +186,25 @@ def test_every_environment_variable_reaches_its_field(tmp_path):
     assert parse_options([], env) == EVERY_FIELD
     env = {**dict(EVERY_FLAG.values()), "KAFKA_SASL_PASSWORD": "pw"}
     assert parse_options([], env) == EVERY_FIELD
+
+
+def test_the_database_defaults_to_sqlite_in_the_output_dir_and_can_be_turned_off():
+    absolute = os.path.abspath("o/logins.db")
+    assert parse_options(["--output-dir", "o"], {}).db_url == f"sqlite:///{absolute}"
+    assert parse_options([], {}).db_url is None  # no output folder: console only
+    for off in ("off", "none", "OFF"):
+        assert parse_options(["--output-dir", "o", "--db-url", off], {}).db_url is None
+        assert parse_options(["--output-dir", "o"], {"CONSUMER_DB_URL": off}).db_url is None
+    url = "sqlite:////tmp/x.db"
+    assert parse_options(["--db-url", url], {}).db_url == url  # without --output-dir too
+
+
+@pytest.mark.parametrize("text", ["logins.db", "/tmp/x.db", "://host/db", "1sql://x", ""])
+def test_a_db_url_that_is_not_a_url_is_a_usage_error(text, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        parse_options(["--db-url", text], {})
+    assert exit_info.value.code == 2
+    assert "is not a SQLAlchemy URL such as sqlite:///" in capsys.readouterr().err
 
 
 def test_the_quarantine_follows_the_output_dir_unless_given():

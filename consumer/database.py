@@ -1,0 +1,333 @@
+"""The database sink: each batch's counts, rejections and progress in one transaction.
+
+Called from :class:`consumer.sinks.TableOutput` inside ``foreachBatch``, on the driver, after
+the batch's table has been collected. Spark commits a batch only after ``foreachBatch``
+returns, so a crash between this transaction and Spark's commit replays the batch, and the
+replay writes exactly the same rows again (all keyed by period, reason or batch id).
+
+What the progress row can know inside ``foreachBatch``: the batch's own observed metrics
+(``batch``/``unique`` in :func:`consumer.job.start_counting`) reach the driver only after
+the batch, through the query listener, so they cannot be in this transaction. Everything
+in the row is therefore derived from facts a replay reproduces:
+
+- ``records_read``: the batch's offset range, from Spark's offset log in the checkpoint
+  (end offsets of this batch minus those of the previous one). Offsets count records on a
+  topic written without transactions, as this pipeline's producer does;
+- ``rejected``: the growth of the state's rejected total since the previous batch's row;
+- ``repeats_dropped``: records read minus what the state grew by (valid and rejected): the
+  repeated event ids that deduplication dropped;
+- ``batch_time``: Spark's batch timestamp from the offset log (kept on a replay);
+- ``duration_s``: from the start of ``foreachBatch`` to this write, which includes reading
+  Kafka and updating the state (``collect()`` runs the batch); it is the timing of the run
+  that wrote the row, so a replay records its own.
+
+SQLAlchemy is imported only when a database is in use, so the job still runs on a cluster
+with pyspark alone when the database is off.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from consumer.errors import EXIT_FAILED, JobError
+from contract.tables import (
+    COUNTS_TABLE,
+    DB_TABLES,
+    PROGRESS_TABLE,
+    REJECTED_TABLE,
+)
+
+Offsets = dict[str, dict[str, int]]  # topic -> partition -> next offset
+EXIT_DATABASE = 3  # like an unreachable Kafka: something outside the job is not there
+
+
+@dataclass(frozen=True)
+class OffsetLogEntry:
+    """One file of Spark's offset log: when the batch was planned and where it ends."""
+
+    batch_time: datetime
+    offsets: Offsets
+
+
+def parse_offset_log(text: str) -> OffsetLogEntry:
+    """An offset-log file: ``v1``, the batch metadata JSON, then the source's offsets JSON.
+
+    The metadata holds ``batchTimestampMs``, which Spark keeps when it replays a batch.
+    """
+    lines = text.strip().splitlines()
+    if len(lines) < 3 or not lines[0].startswith("v"):
+        raise ValueError(f"not an offset-log entry: {text[:200]!r}")
+    metadata = json.loads(lines[1])
+    stamp = datetime.fromtimestamp(metadata["batchTimestampMs"] / 1000, tz=timezone.utc)
+    return OffsetLogEntry(stamp, _as_offsets(json.loads(lines[-1])))
+
+
+def parse_initial_offsets(text: str) -> Offsets:
+    """The source's initial offsets (``sources/0/0``): its last line is the offsets JSON."""
+    return _as_offsets(json.loads(text.strip().splitlines()[-1]))
+
+
+def _as_offsets(raw: Mapping[str, Mapping[str, Any]]) -> Offsets:
+    return {topic: {str(p): int(o) for p, o in parts.items()} for topic, parts in raw.items()}
+
+
+def records_between(start: Offsets, end: Offsets) -> int:
+    """How many offsets the batch read: ``end - start`` summed over every partition.
+
+    A partition that appeared during the batch starts at offset 0.
+    """
+    return sum(
+        offset - start.get(topic, {}).get(partition, 0)
+        for topic, parts in end.items()
+        for partition, offset in parts.items()
+    )
+
+
+@dataclass(frozen=True)
+class Totals:
+    """What the state has counted since the checkpoint began: valid logins and rejections."""
+
+    logins: int
+    rejected: int
+
+
+def progress_row(
+    batch_id: int,
+    topic: str,
+    period_kind: str,
+    entry: OffsetLogEntry,
+    start: Offsets | None,
+    totals: Totals,
+    previous: Totals | None,
+    duration_s: float,
+    written_at: datetime,
+) -> dict[str, Any]:
+    """The batch-progress row (columns in ``contract.tables.DB_TABLES``).
+
+    ``previous`` is the previous batch's totals (zero for batch 0); None when the database
+    does not have that row (e.g. a new database on an old checkpoint): then the per-batch
+    rejected and repeated counts are unknown (NULL), not guessed.
+    """
+    read = records_between(start, entry.offsets) if start is not None else None
+    rejected = repeats = None
+    if previous is not None:
+        rejected = totals.rejected - previous.rejected
+        if read is not None:
+            repeats = read - (totals.logins - previous.logins) - rejected
+    return {
+        "batch_id": batch_id,
+        "topic": topic,
+        "period_kind": period_kind,
+        "batch_time": entry.batch_time,
+        "written_at": written_at,
+        "records_read": read,
+        "rejected": rejected,
+        "repeats_dropped": repeats,
+        "total_logins": totals.logins,
+        "total_rejected": totals.rejected,
+        "duration_s": round(duration_s, 3),
+        "records_per_s": round(read / duration_s, 1) if read and duration_s > 0 else None,
+        "end_offsets": json.dumps(entry.offsets, sort_keys=True),
+    }
+
+
+def masked(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def build_metadata() -> Any:
+    """SQLAlchemy tables from the contract's column lists (``contract.tables.DB_TABLES``)."""
+    import sqlalchemy as sa
+
+    types = {
+        "text": sa.Text,
+        "integer": sa.BigInteger,
+        "float": sa.Float,
+        "timestamp": lambda: sa.DateTime(timezone=True),
+    }
+    metadata = sa.MetaData()
+    for name, columns in DB_TABLES.items():
+        sa.Table(
+            name,
+            metadata,
+            *(
+                sa.Column(
+                    c.name,
+                    types[c.kind](),
+                    nullable=c.nullable,
+                    primary_key=c.primary_key,
+                    autoincrement=False,
+                )
+                for c in columns
+            ),
+        )
+    return metadata
+
+
+def create_db_engine(url: str) -> Any:
+    """An engine for ``url``; SQLite gets its folder created and write-ahead logging, so
+    the dashboard can read while the job writes."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url, pool_pre_ping=True)
+    if engine.dialect.name == "sqlite":
+        database = engine.url.database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+
+        @sa.event.listens_for(engine, "connect")
+        def _pragmas(connection: Any, _record: Any) -> None:
+            cursor = connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA busy_timeout=10000")
+            cursor.close()
+
+    return engine
+
+
+class DatabaseOutput:
+    """Writes every batch's tables and one progress row to a SQLAlchemy database."""
+
+    def __init__(self, url: str, topic: str, period_kind: str, checkpoint_dir: Path) -> None:
+        try:
+            import sqlalchemy as sa
+        except ImportError:
+            raise JobError(
+                "--db-url needs SQLAlchemy on the driver: pip install '.[db]' "
+                "(or pass --db-url off)",
+                EXIT_FAILED,
+            ) from None
+        self.url = url
+        self.topic = topic
+        self.period_kind = period_kind
+        self.offsets_dir = checkpoint_dir / "offsets"
+        self.initial_offsets = checkpoint_dir / "sources" / "0" / "0"
+        self.metadata = build_metadata()
+        try:
+            self.engine = create_db_engine(url)
+            self.metadata.create_all(self.engine)
+        except sa.exc.SQLAlchemyError as exc:
+            cause = getattr(exc, "orig", None) or exc
+            first_line = (str(cause).strip().splitlines() or [""])[0][:300]
+            raise JobError(
+                f"the database at {masked(url)} cannot be used ({type(cause).__name__}: "
+                f"{first_line}). Start it, or fix --db-url / CONSUMER_DB_URL "
+                "(--db-url off for CSV only).",
+                EXIT_DATABASE,
+            ) from None
+        except ImportError as exc:  # the URL names a driver that is not installed
+            raise JobError(
+                f"the database driver for {masked(url)} is missing ({exc}); for PostgreSQL "
+                "use postgresql+pg8000://, installed by pip install '.[db]'",
+                EXIT_FAILED,
+            ) from None
+        print(f"Database: {masked(url)}", flush=True)
+
+    def _start_offsets(self, batch_id: int) -> Offsets | None:
+        try:
+            if batch_id == 0:
+                return parse_initial_offsets(self.initial_offsets.read_bytes().decode("utf-8"))
+            text = (self.offsets_dir / str(batch_id - 1)).read_text()
+            return parse_offset_log(text).offsets
+        except (OSError, ValueError, KeyError):
+            return None  # unknown: the row says NULL rather than a guess
+
+    def write(
+        self,
+        batch_id: int,
+        counts: Sequence[tuple[str, int, int, int]],
+        rejected: Sequence[tuple[str, int]],
+        started: float,
+    ) -> None:
+        """The batch's whole counts table, rejections and progress row, in one transaction.
+
+        ``started`` is ``time.monotonic()`` when the batch reached ``foreachBatch``.
+        """
+        import sqlalchemy as sa
+
+        tables = self.metadata.tables
+        entry = parse_offset_log((self.offsets_dir / str(batch_id)).read_text())
+        start = self._start_offsets(batch_id)
+        totals = Totals(sum(r[1] for r in counts), sum(r[1] for r in rejected))
+        progress = tables[PROGRESS_TABLE]
+        with self.engine.begin() as conn:
+            previous: Totals | None = Totals(0, 0)
+            if batch_id > 0:
+                row = conn.execute(
+                    sa.select(progress.c.total_logins, progress.c.total_rejected).where(
+                        progress.c.batch_id == batch_id - 1
+                    )
+                ).first()
+                previous = Totals(row[0], row[1]) if row is not None else None
+            count_rows = [
+                {
+                    "period_kind": self.period_kind,
+                    "period": period,
+                    "logins": logins,
+                    "successful": successful,
+                    "failed": failed,
+                    "batch_id": batch_id,
+                }
+                for period, logins, successful, failed in counts
+            ]
+            counts_table = tables[COUNTS_TABLE]
+            _upsert(conn, counts_table, count_rows, ("period_kind", "period"))
+            # Rows this batch did not write belong to another checkpoint or period: gone.
+            conn.execute(
+                counts_table.delete().where(
+                    (counts_table.c.batch_id != batch_id)
+                    | (counts_table.c.period_kind != self.period_kind)
+                )
+            )
+            rejected_table = tables[REJECTED_TABLE]
+            reasons = [{"reason": r, "records": n, "batch_id": batch_id} for r, n in rejected]
+            _upsert(conn, rejected_table, reasons, ("reason",))
+            conn.execute(rejected_table.delete().where(rejected_table.c.batch_id != batch_id))
+            row = progress_row(
+                batch_id,
+                self.topic,
+                self.period_kind,
+                entry,
+                start,
+                totals,
+                previous,
+                time.monotonic() - started,
+                datetime.now(timezone.utc),
+            )
+            _upsert(conn, progress, [row], ("batch_id",))
+            # Later batches can only be left by another checkpoint that used this database.
+            conn.execute(progress.delete().where(progress.c.batch_id > batch_id))
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def _upsert(conn: Any, table: Any, rows: list[dict[str, Any]], keys: Sequence[str]) -> None:
+    """Insert ``rows``, replacing those with the same ``keys`` (SQLite and PostgreSQL have
+    ``ON CONFLICT``; other databases get a delete of those keys first)."""
+    import sqlalchemy as sa
+
+    if not rows:
+        return
+    name = conn.dialect.name
+    if name in ("sqlite", "postgresql"):
+        if name == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert
+        else:
+            from sqlalchemy.dialects.postgresql import insert
+        statement = insert(table)
+        others = {c.name: statement.excluded[c.name] for c in table.columns if c.name not in keys}
+        conn.execute(statement.on_conflict_do_update(index_elements=keys, set_=others), rows)
+        return
+    for row in rows:
+        conn.execute(table.delete().where(sa.and_(*(table.c[k] == row[k] for k in keys))))
+    conn.execute(table.insert(), rows)

@@ -1,0 +1,1 @@
+"""The live dashboard over the job's database (``make dashboard``, ``python -m dashboard``)."""

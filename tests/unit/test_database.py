@@ -1,0 +1,174 @@
+"""The database sink without Spark: offset-log parsing, the progress row, and idempotent
+writes to a real SQLite file from a checkpoint laid out the way Spark writes it."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from consumer.database import (
+    EXIT_DATABASE,
+    DatabaseOutput,
+    OffsetLogEntry,
+    Totals,
+    masked,
+    parse_initial_offsets,
+    parse_offset_log,
+    progress_row,
+    records_between,
+)
+from consumer.errors import JobError
+from contract.tables import COUNTS_TABLE, DB_TABLES, PROGRESS_TABLE, REJECTED_TABLE
+
+STAMP_MS = 1_764_000_000_123
+
+
+def offset_log(offsets: dict, stamp_ms: int = STAMP_MS) -> str:
+    """An offsets/<batch> file as Spark 4 writes it."""
+    metadata = {"batchWatermarkMs": 0, "batchTimestampMs": stamp_ms, "conf": {"x": "1"}}
+    return f"v1\n{json.dumps(metadata)}\n{json.dumps(offsets)}"
+
+
+def test_an_offset_log_entry_gives_the_batch_time_and_the_end_offsets():
+    entry = parse_offset_log(offset_log({"t": {"1": 7, "0": 12}}))
+    assert entry.batch_time == datetime(2025, 11, 24, 16, 0, 0, 123000, tzinfo=timezone.utc)
+    assert entry.offsets == {"t": {"0": 12, "1": 7}}
+
+
+def test_the_initial_offsets_file_is_read_from_its_last_line():
+    # Spark prefixes the file with a version line (and, from old versions, a NUL byte).
+    assert parse_initial_offsets('\x00v1\n{"t":{"0":0,"1":3}}\n') == {"t": {"0": 0, "1": 3}}
+
+
+@pytest.mark.parametrize("text", ["", "v1\n{}", '{"t": {"0": 1}}'])
+def test_a_file_that_is_not_an_offset_log_entry_is_refused(text):
+    with pytest.raises(ValueError):
+        parse_offset_log(text)
+
+
+def test_records_between_sums_every_partition_and_new_partitions_start_at_zero():
+    start = {"t": {"0": 10, "1": 5}}
+    end = {"t": {"0": 15, "1": 5, "2": 4}}
+    assert records_between(start, end) == 5 + 0 + 4
+
+
+def entry(offsets: dict) -> OffsetLogEntry:
+    return OffsetLogEntry(datetime(2026, 1, 1, tzinfo=timezone.utc), offsets)
+
+
+def test_the_progress_row_derives_rejected_and_repeats_from_the_totals():
+    row = progress_row(
+        3, "t", "month", entry({"t": {"0": 110}}), {"t": {"0": 10}},
+        Totals(logins=1090, rejected=7), Totals(logins=1000, rejected=4), 2.0,
+        datetime(2026, 1, 1, 0, 0, 2, tzinfo=timezone.utc),
+    )  # fmt: skip
+    assert row["records_read"] == 100
+    assert row["rejected"] == 3
+    assert row["repeats_dropped"] == 100 - 90 - 3
+    assert row["records_per_s"] == 50.0
+    assert json.loads(row["end_offsets"]) == {"t": {"0": 110}}
+    assert set(row) == {c.name for c in DB_TABLES[PROGRESS_TABLE]}
+
+
+def test_without_the_previous_row_the_per_batch_counts_are_unknown_not_guessed():
+    row = progress_row(
+        3, "t", "month", entry({"t": {"0": 5}}), None, Totals(5, 0), None, 0.0,
+        datetime(2026, 1, 1, tzinfo=timezone.utc),
+    )  # fmt: skip
+    assert row["records_read"] is None
+    assert (row["rejected"], row["repeats_dropped"], row["records_per_s"]) == (None, None, None)
+    assert row["total_logins"] == 5
+
+
+def test_the_password_never_appears_in_messages():
+    assert masked("postgresql+pg8000://job:s3cret@db:5432/logins") == (
+        "postgresql+pg8000://job:***@db:5432/logins"
+    )
+
+
+class Checkpoint:
+    """The query's checkpoint folder with the files the sink reads."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        (root / "offsets").mkdir(parents=True)
+        (root / "sources" / "0").mkdir(parents=True)
+        (root / "sources" / "0" / "0").write_bytes(b'\x00v1\n{"t":{"0":0,"1":0}}')
+
+    def batch(self, batch_id: int, offsets: dict, stamp_ms: int = STAMP_MS) -> None:
+        (self.root / "offsets" / str(batch_id)).write_text(offset_log(offsets, stamp_ms))
+
+
+def rows(engine: sa.Engine, table: str) -> list[tuple]:
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(sa.text(f"SELECT * FROM {table} ORDER BY 1, 2"))]
+
+
+def test_batches_and_a_replayed_batch_write_exactly_the_checkpoints_state(tmp_path):
+    checkpoint = Checkpoint(tmp_path / "checkpoint")
+    url = f"sqlite:///{tmp_path / 'out' / 'logins.db'}"
+    sink = DatabaseOutput(url, "t", "month", checkpoint.root)
+    checkpoint.batch(0, {"t": {"0": 6, "1": 4}})
+    sink.write(0, [("2026-01", 5, 4, 1), ("2026-02", 3, 3, 0)], [("empty_value", 1)], 0.0)
+    checkpoint.batch(1, {"t": {"0": 9, "1": 5}}, STAMP_MS + 2000)
+    counts = [("2026-01", 5, 4, 1), ("2026-02", 6, 5, 1)]
+    sink.write(1, counts, [("empty_value", 1)], time.monotonic())
+    engine = sa.create_engine(url)
+    before = [rows(engine, t) for t in (COUNTS_TABLE, REJECTED_TABLE)]
+    progress = rows(engine, PROGRESS_TABLE)
+    assert before == [
+        [("month", "2026-01", 5, 4, 1, 1), ("month", "2026-02", 6, 5, 1, 1)],
+        [("empty_value", 1, 1)],
+    ]
+    # batch 0 read 10 records: 8 counted, 1 rejected, so 1 repeat dropped; batch 1 read 4:
+    # 3 new logins, no new rejection, 1 repeat.
+    by_batch = {r[0]: r for r in progress}
+    columns = [c.name for c in DB_TABLES[PROGRESS_TABLE]]
+    pick = [columns.index(c) for c in ("records_read", "rejected", "repeats_dropped")]
+    assert [[by_batch[b][i] for i in pick] for b in (0, 1)] == [[10, 1, 1], [4, 0, 1]]
+
+    # A crash after the database commit but before Spark's: the batch is replayed.
+    sink.write(1, counts, [("empty_value", 1)], time.monotonic())
+    assert [rows(engine, t) for t in (COUNTS_TABLE, REJECTED_TABLE)] == before
+    replayed = rows(engine, PROGRESS_TABLE)
+    timing = {columns.index(c) for c in ("written_at", "duration_s", "records_per_s")}
+    same = [[v for i, v in enumerate(r) if i not in timing] for r in replayed]
+    assert same == [[v for i, v in enumerate(r) if i not in timing] for r in progress]
+
+
+def test_a_new_checkpoint_on_an_old_database_leaves_nothing_of_the_old_run(tmp_path):
+    url = f"sqlite:///{tmp_path / 'logins.db'}"
+    old = Checkpoint(tmp_path / "old")
+    sink = DatabaseOutput(url, "t", "week", old.root)
+    for batch_id in range(3):
+        old.batch(batch_id, {"t": {"0": batch_id + 1}})
+        sink.write(batch_id, [("2026-W01", batch_id + 1, 1, batch_id)], [("oversized", 1)], 0.0)
+    new = Checkpoint(tmp_path / "new")
+    new.batch(0, {"t": {"0": 2, "1": 0}})
+    DatabaseOutput(url, "t", "month", new.root).write(0, [("2026-01", 2, 2, 0)], [], 0.0)
+    engine = sa.create_engine(url)
+    assert rows(engine, COUNTS_TABLE) == [("month", "2026-01", 2, 2, 0, 0)]
+    assert rows(engine, REJECTED_TABLE) == []
+    assert [r[0] for r in rows(engine, PROGRESS_TABLE)] == [0]
+
+
+def test_an_unreachable_database_stops_the_job_with_a_clear_message(tmp_path):
+    url = "postgresql+pg8000://job:s3cret@127.0.0.1:1/logins"
+    with pytest.raises(JobError) as error:
+        DatabaseOutput(url, "t", "month", tmp_path)
+    assert error.value.exit_code == EXIT_DATABASE
+    message = str(error.value)
+    assert message.startswith("the database at postgresql+pg8000://job:***@127.0.0.1:1/logins ")
+    assert "s3cret" not in message
+    assert "--db-url off for CSV only" in message
+
+
+def test_a_driver_that_is_not_installed_is_named(tmp_path):
+    with pytest.raises(JobError) as error:
+        DatabaseOutput("postgresql+psycopg2://job@127.0.0.1/logins", "t", "month", tmp_path)
+    assert "use postgresql+pg8000://" in str(error.value)

@@ -52,6 +52,10 @@ local-status: $(STAMP) ## Is the local broker running and answering?
 demo: $(STAMP) ## Backfill ~50k events, count them per month with Spark, check the sum; ARGS="--period week"
 	$(PY) -m services.demo $(ARGS)
 
+.PHONY: dashboard
+dashboard: $(STAMP) ## Live dashboard on http://127.0.0.1:8050 of make demo's database; ARGS="--db-url URL"
+	$(PY) -m dashboard $(ARGS)
+
 .PHONY: report
 report: $(STAMP) ## Chart the job's CSV as reports/monthly_logins.png (INPUT=... OUTPUT=... to change)
 	$(PY) -m reporting.monthly_chart $(if $(INPUT),--input $(INPUT)) $(if $(OUTPUT),--output $(OUTPUT))

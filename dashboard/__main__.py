@@ -1,0 +1,81 @@
+"""``python -m dashboard``: serve the live dashboard of the job's database.
+
+Every flag has an environment variable (for the container); a flag beats its variable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import sys
+from collections.abc import Mapping, Sequence
+
+from contract.tables import DEFAULT_DB_NAME
+
+# What `make demo` writes; `make job` writes there only with --output-dir output/demo.
+DEFAULT_DB_URL = f"sqlite:///output/demo/{DEFAULT_DB_NAME}"
+
+
+def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m dashboard",
+        description="Serve the live dashboard of the job's database.",
+    )
+    parser.add_argument(
+        "--db-url",
+        metavar="URL",
+        default=env.get("DASHBOARD_DB_URL") or DEFAULT_DB_URL,
+        help="SQLAlchemy URL of the job's database (default: %(default)s) [DASHBOARD_DB_URL]",
+    )
+    parser.add_argument(
+        "--host",
+        default=env.get("DASHBOARD_HOST") or "127.0.0.1",
+        help="address to listen on (default: %(default)s, this machine only) [DASHBOARD_HOST]",
+    )
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=int(env.get("DASHBOARD_PORT") or 8050),
+        help="port (default: %(default)s) [DASHBOARD_PORT]",
+    )
+    parser.add_argument(
+        "--refresh",
+        metavar="SECONDS",
+        type=float,
+        default=float(env.get("DASHBOARD_REFRESH_SECONDS") or 5),
+        help="how often the page re-reads the database (default: %(default)g) "
+        "[DASHBOARD_REFRESH_SECONDS]",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser(os.environ).parse_args(argv)
+    if args.refresh <= 0:
+        print("error: --refresh must be greater than 0", file=sys.stderr)
+        return 2
+    from dashboard.app import create_app
+    from dashboard.data import Database
+
+    try:
+        database = Database(args.db_url)
+    except Exception as exc:  # a malformed URL or a driver that is not installed
+        print(f"error: --db-url {args.db_url!r} cannot be used: {exc}", file=sys.stderr)
+        return 2
+    app = create_app(database, args.refresh)
+    # Werkzeug logs every request (a refresh every few seconds); keep errors only.
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    print(
+        f"Dashboard of {database.shown_url} on http://{args.host}:{args.port}/ "
+        f"(refresh every {args.refresh:g} s; Ctrl-C stops)",
+        flush=True,
+    )
+    with contextlib.suppress(KeyboardInterrupt):
+        app.run(host=args.host, port=args.port, debug=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -57,8 +57,8 @@ dashboard: $(STAMP) ## Live dashboard on http://127.0.0.1:8050 of make demo's da
 	$(PY) -m dashboard $(ARGS)
 
 .PHONY: report
-report: $(STAMP) ## Chart the job's CSV as reports/monthly_logins.png (INPUT=... OUTPUT=... to change)
-	$(PY) -m reporting.monthly_chart $(if $(INPUT),--input $(INPUT)) $(if $(OUTPUT),--output $(OUTPUT))
+report: $(STAMP) ## Chart the job's CSV as reports/monthly_logins.png (INPUT=... or DB_URL=..., OUTPUT=...)
+	$(PY) -m reporting.monthly_chart $(if $(INPUT),--input $(INPUT)) $(if $(DB_URL),--db-url $(DB_URL)) $(if $(OUTPUT),--output $(OUTPUT))
 
 .PHONY: produce
 produce: $(STAMP) ## Run the producer on the host; pass flags with ARGS="--rate 200"

@@ -1,7 +1,7 @@
 """``make report``: logins per period as a chart, from the job's table (``monthly_logins.csv``,
 ``weekly_logins.csv`` or ``daily_logins.csv``; the header says which).
 
-    python -m reporting.monthly_chart [--input output/demo/monthly_logins.csv]
+    python -m reporting.monthly_chart [--input output/demo/monthly_logins.csv | --db-url URL]
                                       [--output reports/monthly_logins.png]
 
 Bars per period split into successful and failed logins, the failure rate as a line on a
@@ -65,6 +65,24 @@ def read_table(path: Path) -> tuple[Period, list[CountRow]]:
     return period, rows
 
 
+def read_database(url: str) -> tuple[Period, list[CountRow]]:
+    """The job's table from its database (``--db-url``), read as the dashboard reads it."""
+    try:
+        from dashboard.data import Database, DataUnavailableError
+    except ImportError:
+        raise ReportError("--db-url needs SQLAlchemy: pip install '.[dashboard]'") from None
+    try:
+        snapshot = Database(url).snapshot()
+    except DataUnavailableError as exc:
+        raise ReportError(str(exc)) from None
+    except Exception as exc:  # a malformed URL or a driver that is not installed
+        raise ReportError(f"--db-url {url!r} cannot be used: {exc}") from None
+    if not snapshot.counts:
+        raise ReportError(f"{url} has no counts yet: run the job with this database first.")
+    rows = [CountRow(r.period, r.logins, r.successful, r.failed) for r in snapshot.counts]
+    return PERIODS[snapshot.period_kind], rows
+
+
 def render_chart(rows: list[CountRow], period: Period = PERIODS[DEFAULT_PERIOD]) -> Figure:
     """The chart as a matplotlib Figure (so tests can inspect what was drawn)."""
     buckets = [r.bucket for r in rows]
@@ -114,18 +132,24 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument(
         "--input",
         type=Path,
         default=DEFAULT_INPUT,
         help="the job's table: monthly_logins.csv, weekly_ or daily_ (default: %(default)s)",
+    )
+    source.add_argument(
+        "--db-url",
+        metavar="URL",
+        help="read the table from the job's database instead, e.g. sqlite:///output/demo/logins.db",
     )
     parser.add_argument(
         "--output", type=Path, default=DEFAULT_OUTPUT, help="PNG to write (default: %(default)s)"
     )
     args = parser.parse_args(argv)
     try:
-        period, rows = read_table(args.input)
+        period, rows = read_database(args.db_url) if args.db_url else read_table(args.input)
     except ReportError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

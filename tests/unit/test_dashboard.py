@@ -3,14 +3,12 @@ no data yet, database unavailable) and its command line."""
 
 from __future__ import annotations
 
-import json
 import sqlite3
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from consumer.database import DatabaseOutput
 from dashboard.__main__ import DEFAULT_DB_URL, build_parser
 from dashboard.app import create_app, render
 from dashboard.data import (
@@ -20,8 +18,7 @@ from dashboard.data import (
     compute_health,
     read_only_url,
 )
-
-T0 = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
+from tests.support.database import T0, written_database
 
 
 def progress(batch_id: int, seconds: float, read: int | None, **extra: object) -> dict:
@@ -112,23 +109,6 @@ def test_an_unreachable_server_is_one_sentence_without_the_password(tmp_path):
         "The database at postgresql+pg8000://reader:***@127.0.0.1:1/logins cannot be read: "
     )
     assert "s3cret" not in "".join(texts(render(database)))
-
-
-def written_database(tmp_path: Path) -> str:
-    """A database as the job writes it: two batches from a checkpoint laid out by hand."""
-    root = tmp_path / "checkpoint"
-    (root / "offsets").mkdir(parents=True)
-    (root / "sources" / "0").mkdir(parents=True)
-    (root / "sources" / "0" / "0").write_text('v1\n{"t":{"0":0}}')
-    url = f"sqlite:///{tmp_path / 'logins.db'}"
-    sink = DatabaseOutput(url, "t", "week", root)
-    for batch_id, n in enumerate((100, 160)):
-        stamp = int(T0.timestamp() * 1000) + batch_id * 10_000
-        metadata = json.dumps({"batchWatermarkMs": 0, "batchTimestampMs": stamp})
-        (root / "offsets" / str(batch_id)).write_text(f'v1\n{metadata}\n{{"t":{{"0":{n}}}}}')
-        counts = [("2026-W47", 60, 57, 3), ("2026-W48", n - 62, n - 70, 8)]
-        sink.write(batch_id, counts, [("oversized", 2)], 0.0)
-    return url
 
 
 def test_the_page_shows_the_table_with_totals_and_the_health(tmp_path):

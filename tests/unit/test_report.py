@@ -95,3 +95,23 @@ def test_a_weekly_table_is_charted_per_iso_week(tmp_path):
     assert axes.get_ylabel() == "logins per week"
     result = make_report(source, str(tmp_path / "w.png"))
     assert result.stdout == f"Wrote {tmp_path / 'w.png'} (2 weeks, 40 logins).\n"
+
+
+def test_make_report_reads_the_jobs_database_too(tmp_path):
+    from tests.support.database import written_database
+
+    url = written_database(tmp_path)
+    target = tmp_path / "from-db.png"
+    result = subprocess.run(
+        [sys.executable, "-m", "reporting.monthly_chart", "--db-url", url, "--output", str(target)],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"Wrote {target} (2 weeks, 158 logins).\n"
+    missing = f"sqlite:///{tmp_path / 'none.db'}"
+    result = subprocess.run(
+        [sys.executable, "-m", "reporting.monthly_chart", "--db-url", missing],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"error: No database yet at {missing}")

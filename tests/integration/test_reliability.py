@@ -11,12 +11,14 @@ import json
 import os
 import random
 import signal
+import sqlite3
 import subprocess
 import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from contract.tables import COUNTS_TABLE, PROGRESS_TABLE
 from services.kafka import LocalKafka
 from tests.support.conditions import wait_for
 from tests.support.jobs import JobRun, RunningJob, run_job, start_producer
@@ -205,9 +207,23 @@ def test_killing_the_job_repeatedly_loses_and_duplicates_nothing(kafka_broker, t
     counted = final.monthly
     total_truth = sum(v[0] for v in truth.values())
     total_counted = sum(v[0] for v in counted.values())
-    # Per month, so a loss in one month cannot hide a double count in another.
-    months = truth.keys() | counted.keys()
-    short = {m: truth.get(m, (0,))[0] - counted.get(m, (0,))[0] for m in months}
+    # The database written in the same batches (SQLite in the output folder, by default),
+    # read with sqlite3: its table, and one progress row per batch whose offset ranges add
+    # up to exactly what the topic holds, however often a batch was replayed.
+    database = read_job_database(final.output_dir / "logins.db")
+    in_db = {r["period"]: (r["logins"], r["successful"], r["failed"]) for r in database["counts"]}
+    progress = database["progress"]
+    read_by_batches = sum(r["records_read"] for r in progress)
+    last_offsets = json.loads(progress[-1]["end_offsets"]) if progress else {}
+    # Per month, so a loss in one month cannot hide a double count in another; a month
+    # short in the CSV or the database is lost, a month over in either is double-counted.
+    months = truth.keys() | counted.keys() | in_db.keys()
+    short = {
+        m: max(truth.get(m, (0,))[0] - t.get(m, (0,))[0] for t in (counted, in_db)) for m in months
+    }
+    over = {
+        m: max(t.get(m, (0,))[0] - truth.get(m, (0,))[0] for t in (counted, in_db)) for m in months
+    }
     record_reliability(
         "consumer_crash",
         fault="Spark job killed (kill -9 of spark-submit, JVM and Python driver) mid-stream",
@@ -216,12 +232,36 @@ def test_killing_the_job_repeatedly_loses_and_duplicates_nothing(kafka_broker, t
         times=len(kills),
         events=total_truth,
         lost=sum(n for n in short.values() if n > 0),
-        double_counted=sum(-n for n in short.values() if n < 0),
-        note="final table compared month by month with the records on the topic",
+        double_counted=sum(n for n in over.values() if n > 0),
+        note="final CSV table and database table compared month by month with the records "
+        f"on the topic; the database's {len(progress)} batch rows read "
+        f"{read_by_batches:,} records in all",
     )
     replay = f"kills at {', '.join(kills)}; replay with RELIABILITY_SEED={seed}"
     assert counted == truth, replay
     assert total_counted == acknowledged, replay
+    assert in_db == truth, replay
+    assert [r["batch_id"] for r in progress] == list(range(len(progress))), replay
+    assert read_by_batches == acknowledged, replay
+    assert sum(n for parts in last_offsets.values() for n in parts.values()) == acknowledged
+    assert [r["repeats_dropped"] for r in progress] == [0] * len(progress), replay
+    assert progress[-1]["total_logins"] == acknowledged, replay
+
+
+def read_job_database(path) -> dict[str, list[dict]]:
+    """The job's counts and progress tables through Python's sqlite3 (not the job's code)."""
+    connection = sqlite3.connect(path)
+    connection.row_factory = sqlite3.Row
+    try:
+        return {
+            "counts": [dict(r) for r in connection.execute(f"SELECT * FROM {COUNTS_TABLE}")],
+            "progress": [
+                dict(r)
+                for r in connection.execute(f"SELECT * FROM {PROGRESS_TABLE} ORDER BY batch_id")
+            ],
+        }
+    finally:
+        connection.close()
 
 
 @pytest.fixture

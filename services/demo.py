@@ -17,7 +17,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from contract.tables import DEFAULT_PERIOD, PERIODS, read_counts
+from contract.tables import DEFAULT_DB_NAME, DEFAULT_PERIOD, PERIODS, read_counts
 from services.kafka import LocalKafkaError, default_broker, shown
 from services.settings import LOCAL_DIR, PROJECT_ROOT
 from services.spark_submit import submit_command, submit_env
@@ -123,8 +123,22 @@ def main(argv: list[str] | None = None) -> int:
     counted = sum(logins for logins, _, _ in counts.values())
     line, status = verdict(acknowledged, counted, len(counts), period.key)
     print(f"{line} Table: {shown(table)}")
+    hint = dashboard_hint(output_dir)
+    if hint:
+        print(hint)
     print(f"Demo finished in {time.monotonic() - started:.1f} s.")
     return status
+
+
+def dashboard_hint(output_dir: Path) -> str | None:
+    """How to open the live dashboard on the database the job just wrote next to the CSV."""
+    database = (output_dir / DEFAULT_DB_NAME).resolve()
+    if not database.exists():
+        return None
+    command = "make dashboard"
+    if database != (OUTPUT_DIR / DEFAULT_DB_NAME).resolve():  # the dashboard's default
+        command += f' ARGS="--db-url sqlite:///{database}"'
+    return f"Dashboard of this run: {command}, then open http://127.0.0.1:8050"
 
 
 def verdict(

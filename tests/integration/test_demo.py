@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 
@@ -77,5 +78,18 @@ def test_demo_runs_twice_and_periods_add_up_to_what_kafka_acknowledged(tmp_path)
         # 24 months of ISO weeks (about 105; 3,000 events leave a few empty).
         assert 90 <= len(table) <= 106 and all(period.matches(week) for week in table)
         assert "logins in" in result.stdout and " weeks. Table: " in result.stdout
+        # The demo ends with the dashboard command for its database, which holds the truth.
+        database = (output / "logins.db").resolve()
+        assert (
+            f'Dashboard of this run: make dashboard ARGS="--db-url sqlite:///{database}", '
+            "then open http://127.0.0.1:8050\n"
+        ) in result.stdout
+        connection = sqlite3.connect(database)
+        rows = connection.execute(
+            "SELECT period, logins, successful, failed FROM login_counts WHERE period_kind = ?",
+            ("week",),
+        ).fetchall()
+        connection.close()
+        assert {r[0]: tuple(r[1:]) for r in rows} == table
     finally:
         broker.stop()

@@ -12,6 +12,7 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 
+from contract.kafka import DEFAULT_BOOTSTRAP_SERVERS
 from contract.tables import DEFAULT_DB_NAME
 
 # What `make demo` writes; `make job` writes there only with --output-dir output/demo.
@@ -28,6 +29,13 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         metavar="URL",
         default=env.get("DASHBOARD_DB_URL") or DEFAULT_DB_URL,
         help="SQLAlchemy URL of the job's database (default: %(default)s) [DASHBOARD_DB_URL]",
+    )
+    parser.add_argument(
+        "--bootstrap-servers",
+        metavar="HOST:PORT",
+        default=env.get("KAFKA_BOOTSTRAP_SERVERS") or DEFAULT_BOOTSTRAP_SERVERS,
+        help="Kafka to measure the lag against, plaintext (default: %(default)s; off for "
+        "none) [KAFKA_BOOTSTRAP_SERVERS]",
     )
     parser.add_argument(
         "--host",
@@ -58,13 +66,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     from dashboard.app import create_app
     from dashboard.data import Database
+    from dashboard.lag import LagProbe
 
     try:
         database = Database(args.db_url)
     except Exception as exc:  # a malformed URL or a driver that is not installed
         print(f"error: --db-url {args.db_url!r} cannot be used: {exc}", file=sys.stderr)
         return 2
-    app = create_app(database, args.refresh)
+    servers = args.bootstrap_servers
+    probe = None if servers.strip().lower() in ("off", "none", "") else LagProbe(servers)
+    app = create_app(database, args.refresh, probe)
     # Werkzeug logs every request (a refresh every few seconds); keep errors only.
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     print(

@@ -15,6 +15,7 @@ import plotly.graph_objects as go
 from dash import Dash, Input, Output, dcc, html
 
 from dashboard.data import Database, DataUnavailableError, Health, Snapshot
+from dashboard.lag import Lag, LagProbe
 
 SUCCESS_COLOUR, FAILURE_COLOUR, RATE_COLOUR = "#2e7d32", "#c62828", "#1f4e9c"
 
@@ -51,7 +52,38 @@ def card(label: str, value: str, element_id: str) -> html.Div:
     )
 
 
-def health_cards(health: Health) -> html.Div:
+def lag_cards(lag: Lag | None) -> list[html.Div]:
+    if lag is None:
+        records = seconds = "n/a"
+        note = "not measured: the dashboard runs without --bootstrap-servers"
+    elif lag.error:
+        records = seconds = "n/a"
+        note = lag.error
+    else:
+        records = number(lag.records)
+        seconds = number(lag.seconds, 1)
+        note = "records on the topic after the last batch; age of the oldest of them"
+    return [
+        html.Div(
+            [
+                html.Div("Lag (records)", className="label"),
+                html.Div(records, className="value", id="health-lag-records"),
+            ],
+            className="card",
+            title=note,
+        ),
+        html.Div(
+            [
+                html.Div("Lag (seconds)", className="label"),
+                html.Div(seconds, className="value", id="health-lag-seconds"),
+            ],
+            className="card",
+            title=note,
+        ),
+    ]
+
+
+def health_cards(health: Health, lag: Lag | None) -> html.Div:
     stamp = health.last_batch_time.strftime("%Y-%m-%d %H:%M:%S UTC")
     return html.Div(
         [
@@ -66,6 +98,7 @@ def health_cards(health: Health) -> html.Div:
             card("Batches per minute", number(health.batches_per_minute, 1), "health-batches"),
             card("Logins counted", number(health.total_logins), "health-total-logins"),
             card("Records rejected", number(health.total_rejected), "health-total-rejected"),
+            *lag_cards(lag),
         ],
         className="cards",
     )
@@ -168,7 +201,9 @@ def counts_table(snapshot: Snapshot) -> html.Table:
     return html.Table([html.Thead(head), html.Tbody(body)], id="counts-table")
 
 
-def render(database: Database, now: datetime | None = None) -> list[Any]:
+def render(
+    database: Database, now: datetime | None = None, lag_probe: LagProbe | None = None
+) -> list[Any]:
     """The page's content for the database as it is now: data, "no data yet", or the error."""
     now = now or datetime.now(timezone.utc)
     read_at = html.Div(
@@ -199,12 +234,13 @@ def render(database: Database, now: datetime | None = None) -> list[Any]:
         charts.append(html.Div("No record rejected.", className="notice empty", id="rejected-none"))
     parts: list[Any] = [read_at]
     if snapshot.health is not None:
-        parts.append(health_cards(snapshot.health))
+        lag = lag_probe.measure(snapshot.health.end_offsets, now) if lag_probe else None
+        parts.append(health_cards(snapshot.health, lag))
     parts += [html.Div(charts, className="charts"), counts_table(snapshot)]
     return parts
 
 
-def create_app(database: Database, refresh_s: float) -> Dash:
+def create_app(database: Database, refresh_s: float, lag_probe: LagProbe | None = None) -> Dash:
     """The Dash app; the page renders the data at load and re-reads it every ``refresh_s``."""
     app = Dash(
         __name__,
@@ -223,7 +259,7 @@ def create_app(database: Database, refresh_s: float) -> Dash:
                     className="muted",
                 ),
                 dcc.Interval(id="tick", interval=int(refresh_s * 1000)),
-                html.Div(render(database), id="content"),
+                html.Div(render(database, lag_probe=lag_probe), id="content"),
             ]
         )
 
@@ -233,6 +269,6 @@ def create_app(database: Database, refresh_s: float) -> Dash:
         Output("content", "children"), Input("tick", "n_intervals"), prevent_initial_call=True
     )
     def refresh(_ticks: int) -> list[Any]:
-        return render(database)
+        return render(database, lag_probe=lag_probe)
 
     return app

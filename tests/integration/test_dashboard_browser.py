@@ -76,7 +76,8 @@ def test_the_page_shows_the_truth_updates_by_itself_and_loads_within_a_second(
 
     driver = chromium_driver()
     try:
-        with dashboard_server(db_url, tmp_path, refresh_s=1) as url:
+        broker = kafka_broker.bootstrap_servers
+        with dashboard_server(db_url, tmp_path, refresh_s=1, bootstrap_servers=broker) as url:
             started = time.monotonic()
             driver.get(url)
             # performance.now() is measured from the start of the navigation.
@@ -116,12 +117,19 @@ def test_the_page_shows_the_truth_updates_by_itself_and_loads_within_a_second(
                 {"timestamp": f"2026-02-{1 + i % 20:02d}T08:00:00.000Z", "success": i % 3 != 0}
                 for i in range(17)
             ]
+            lag_note = "return document.getElementById('health-lag-records').parentElement.title"
+            lag = (text("health-lag-records"), text("health-lag-seconds"))
+            assert lag == ("0", "0.0"), driver.execute_script(lag_note)
             produce_raw(kafka_broker.bootstrap_servers, topic, encode(more, 0))
+            # Not counted yet: the page shows them as lag, the oldest arrived moments ago.
+            wait_for(lambda: text("health-lag-records") == "17", 30, "a lag of 17 records")
+            assert 0 < float(text("health-lag-seconds")) < 60
             run_job(kafka_broker, topic, tmp_path)
             updated = expected_counts(first + more)
             wait_for(lambda: shown_table(driver) == updated, 30, "the page to show batch 1")
             assert text("health-last-batch").startswith("#1 at ")
             assert text("health-total-logins") == f"{len(first) + len(more):,}"
+            wait_for(lambda: text("health-lag-records") == "0", 30, "no lag after batch 1")
 
             errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
             assert errors == []

@@ -43,14 +43,16 @@ def chromium_driver() -> object:
 
 
 @contextmanager
-def dashboard_server(db_url: str, work_dir: Path, refresh_s: float = 1) -> Iterator[str]:
+def dashboard_server(
+    db_url: str, work_dir: Path, refresh_s: float = 1, bootstrap_servers: str = "off"
+) -> Iterator[str]:
     """``python -m dashboard`` on a free port of 127.0.0.1; yields its URL once it answers."""
     port = free_port()
     log = work_dir / f"dashboard-{port}.log"
     with log.open("w") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "dashboard", "--db-url", db_url, "--port", str(port),
-             "--refresh", str(refresh_s)],
+             "--refresh", str(refresh_s), "--bootstrap-servers", bootstrap_servers],
             stdout=out,
             stderr=subprocess.STDOUT,
         )  # fmt: skip

@@ -4,6 +4,7 @@ no data yet, database unavailable) and its command line."""
 from __future__ import annotations
 
 import sqlite3
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from dashboard.data import (
     compute_health,
     read_only_url,
 )
+from dashboard.lag import Lag, LagProbe, records_behind
 from tests.support.database import T0, written_database
 
 
@@ -152,3 +154,39 @@ def test_the_command_line_defaults_to_the_demo_database_on_this_machine_only():
         9000,
         2.5,
     )
+
+
+def test_records_behind_counts_new_partitions_from_zero_and_never_negative():
+    counted = {"t": {"0": 10, "1": 5}}
+    assert records_behind(counted, {"t": {"0": 12, "1": 5, "2": 3}}) == 2 + 0 + 3
+    assert records_behind(counted, {"t": {"0": 9, "1": 5}}) == 0
+
+
+def test_an_unreachable_kafka_is_one_sentence_and_is_not_asked_again_at_once():
+    from tests.support.kafka import free_port
+
+    servers = f"127.0.0.1:{free_port()}"
+    probe = LagProbe(servers)
+    started = time.monotonic()
+    lag = probe.measure({"t": {"0": 1}})
+    assert time.monotonic() - started < 10
+    assert (lag.records, lag.seconds) == (None, None)
+    assert lag.error.startswith(f"Kafka at {servers} did not answer (")
+    started = time.monotonic()
+    assert probe.measure({"t": {"0": 1}}) == lag
+    assert time.monotonic() - started < 0.1  # the failure is remembered for a while
+
+
+def test_the_lag_cards_say_why_there_is_no_figure(tmp_path):
+    class Unreachable:
+        def measure(self, counted, now):
+            assert counted == {"t": {"0": 160}}  # the last batch's end offsets
+            return Lag(None, None, "Kafka at k:9092 did not answer (NoBrokersAvailable)")
+
+    database = Database(written_database(tmp_path))
+    content = render(database, T0, Unreachable())
+    assert texts(by_id(content, "health-lag-records")) == ["n/a"]
+    assert texts(by_id(render(database, T0), "health-lag-seconds")) == ["n/a"]
+    measured = render(database, T0, type("Probe", (), {"measure": lambda *_: Lag(17, 2.5)})())
+    assert texts(by_id(measured, "health-lag-records")) == ["17"]
+    assert texts(by_id(measured, "health-lag-seconds")) == ["2.5"]

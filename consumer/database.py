@@ -307,9 +307,6 @@ class DatabaseOutput:
             # Later batches can only be left by another checkpoint that used this database.
             conn.execute(progress.delete().where(progress.c.batch_id > batch_id))
 
-    def close(self) -> None:
-        self.engine.dispose()
-
 
 def _upsert(conn: Any, table: Any, rows: list[dict[str, Any]], keys: Sequence[str]) -> None:
     """Insert ``rows``, replacing those with the same ``keys`` (SQLite and PostgreSQL have

@@ -8,7 +8,7 @@
 #   CONSUMER_SPARK_MASTER  where to run: local[*] (default) or spark://host:7077. (Not
 #                        SPARK_MASTER: Spark's own daemon scripts read that name as an rsync source.)
 #   SPARK_HOME           Spark to use; default: the pyspark importable by python3
-#   SPARK_IVY_DIR        Ivy home for --packages (default: Spark's, ~/.ivy2.5.2)
+#   SPARK_IVY_DIR        Ivy home: its cache holds the connector's jars (default: Spark's, ~/.ivy2.5.2)
 #   SPARK_DRIVER_MEMORY  driver memory (default 1g)
 #   SPARK_EXECUTOR_MEMORY  executor memory on a cluster (default: Spark's, 1g)
 #   SPARK_SUBMIT_EXTRA   extra spark-submit options, split on spaces
@@ -40,6 +40,54 @@ scala_version="${BASH_REMATCH[1]}"
 spark_version="${BASH_REMATCH[2]}"
 connector="org.apache.spark:spark-sql-kafka-0-10_${scala_version}:${spark_version}"
 
+# Resolving the connector (Ivy, what --packages does) costs seconds on every start, even
+# with every jar cached. So it is resolved once, with the Ivy that Spark ships, into a list
+# kept next to Ivy's cache; later starts hand Spark those jars with --jars. Jars Spark
+# already has (same file name in $SPARK_HOME/jars) are left out. The list is per
+# connector coordinate, so another Spark or Scala version resolves its own. If Ivy cannot
+# resolve (no network and a cold cache, or a private mirror only Spark is configured
+# for), --packages does it as before, with Spark's own error message.
+ivy_home="${SPARK_IVY_DIR:-${HOME:+$HOME/.ivy2.5.2}}"
+jar_list="${ivy_home:+$ivy_home/connector-jars/${connector//:/_}.txt}"
+
+cached_jars() { # the remembered jars, comma-separated, if every one is still there
+  local jar jars=()
+  [[ -n "$jar_list" && -s "$jar_list" ]] || return 1
+  while IFS= read -r jar || [[ -n "$jar" ]]; do
+    [[ -f "$jar" ]] || return 1
+    jars+=("$jar")
+  done <"$jar_list"
+  (IFS=,; echo "${jars[*]}")
+}
+
+resolve_connector() { # Ivy's classpath of the connector, minus what Spark has, into $jar_list
+  local ivy java classpath jar
+  local -a coordinate
+  ivy="$(find "$SPARK_HOME/jars" -maxdepth 1 -name 'ivy-*.jar' -print -quit 2>/dev/null || true)"
+  java="${JAVA_HOME:+$JAVA_HOME/bin/}java"
+  [[ -n "$jar_list" && -n "$ivy" ]] && command -v "$java" >/dev/null || return 1
+  mkdir -p "$(dirname "$jar_list")" || return 1
+  classpath="$(mktemp "$jar_list.XXXXXX")"
+  echo "spark-submit: resolving $connector once (Ivy cache $ivy_home/cache)..." >&2
+  IFS=: read -r -a coordinate <<<"$connector"
+  if ! "$java" -jar "$ivy" -dependency "${coordinate[@]}" -confs default \
+    -cache "$ivy_home/cache" -cachepath "$classpath" >"$classpath.log" 2>&1; then
+    rm -f "$classpath" "$classpath.log"
+    return 1
+  fi
+  tr ":" "\n" <"$classpath" | while IFS= read -r jar || [[ -n "$jar" ]]; do
+    [[ -n "$jar" && ! -e "$SPARK_HOME/jars/$(basename "$jar")" ]] && echo "$jar"
+  done >"$classpath.list"
+  rm -f "$classpath" "$classpath.log"
+  mv "$classpath.list" "$jar_list"
+}
+
+if jars="$(cached_jars)" || { resolve_connector && jars="$(cached_jars)"; }; then
+  connector_args=(--jars "$jars")
+else
+  connector_args=(--packages "$connector")
+fi
+
 # The job is a package (consumer/, and contract/ that it shares with the producer): zip
 # both for --py-files, so the driver imports them wherever it runs.
 work="$(mktemp -d "${TMPDIR:-/tmp}/monthly_logins.XXXXXX")"
@@ -57,7 +105,7 @@ PY
 args=(
   --master "${CONSUMER_SPARK_MASTER:-local[*]}"
   --name monthly_logins
-  --packages "$connector"
+  "${connector_args[@]}"
   --py-files "$work/job.zip"
   --driver-memory "${SPARK_DRIVER_MEMORY:-1g}"
   --conf "spark.driver.extraJavaOptions=-Dlog4j2.configurationFile=file:$here/log4j2.properties"
@@ -73,7 +121,7 @@ if [[ -n "${SPARK_SUBMIT_EXTRA:-}" ]]; then
   args+=("${extra[@]}")
 fi
 
-echo "spark-submit: Spark $spark_version (Scala $scala_version) at ${CONSUMER_SPARK_MASTER:-local[*]}, connector $connector" >&2
+echo "spark-submit: Spark $spark_version (Scala $scala_version) at ${CONSUMER_SPARK_MASTER:-local[*]}, connector $connector (${connector_args[0]#--})" >&2
 # Stopping: Ctrl-C (SIGINT to the whole foreground group) or SIGTERM to this script must end
 # with the query stopped between batches, not with the JVM torn down under the Python
 # driver (which prints Py4J tracebacks). So spark-submit runs in the background, where the

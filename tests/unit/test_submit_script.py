@@ -96,3 +96,72 @@ def test_unknown_spark_layout_is_a_clear_error(tmp_path):
     )
     assert result.returncode == 2
     assert "cannot tell the Spark version" in result.stderr
+
+
+def connector_list(ivy: Path, connector: str) -> Path:
+    return ivy / "connector-jars" / f"{connector.replace(':', '_')}.txt"
+
+
+def test_a_resolved_connector_is_handed_to_spark_as_jars(tmp_path):
+    home = fake_spark_home(tmp_path, "spark-core_2.13-4.0.0.jar")
+    ivy = tmp_path / "ivy"
+    jars = [tmp_path / "spark-sql-kafka.jar", tmp_path / "kafka-clients.jar"]
+    for jar in jars:
+        jar.touch()
+    listed = connector_list(ivy, "org.apache.spark:spark-sql-kafka-0-10_2.13:4.0.0")
+    listed.parent.mkdir(parents=True)
+    listed.write_text("".join(f"{jar}\n" for jar in jars))
+    args = run_submit(tmp_path, home, SPARK_IVY_DIR=str(ivy))
+    assert args[args.index("--jars") + 1] == ",".join(str(jar) for jar in jars)
+    assert "--packages" not in args
+
+
+def test_a_missing_jar_or_another_spark_version_falls_back_to_packages(tmp_path):
+    ivy = tmp_path / "ivy"
+    listed = connector_list(ivy, "org.apache.spark:spark-sql-kafka-0-10_2.13:4.0.0")
+    listed.parent.mkdir(parents=True)
+    listed.write_text(f"{tmp_path / 'gone.jar'}\n")
+    # The stand-in Spark has no Ivy jar, so nothing can be resolved here: --packages it is.
+    home = fake_spark_home(tmp_path, "spark-core_2.13-4.0.0.jar")
+    args = run_submit(tmp_path, home, SPARK_IVY_DIR=str(ivy))
+    assert args[args.index("--packages") + 1] == "org.apache.spark:spark-sql-kafka-0-10_2.13:4.0.0"
+    assert "--jars" not in args
+    other = tmp_path / "other"
+    other.mkdir()
+    (tmp_path / "gone.jar").touch()  # listed for 4.0.0, which the Spark below is not
+    args = run_submit(other, fake_spark_home(other, "spark-core_2.13-4.0.1.jar"),
+                      SPARK_IVY_DIR=str(ivy))  # fmt: skip
+    assert args[args.index("--packages") + 1] == "org.apache.spark:spark-sql-kafka-0-10_2.13:4.0.1"
+
+
+def test_ivy_resolves_once_and_jars_spark_has_are_left_out(tmp_path):
+    """A stand-in ``java`` plays Ivy: it writes the classpath Ivy would, and counts calls."""
+    home = fake_spark_home(tmp_path, "spark-core_2.13-4.0.0.jar")
+    (home / "jars" / "ivy-2.5.3.jar").touch()
+    (home / "jars" / "lz4-java-1.8.0.jar").touch()  # Spark ships this one
+    cache = tmp_path / "ivy" / "cache"
+    resolved = [cache / "spark-sql-kafka-0-10_2.13-4.0.0.jar", cache / "lz4-java-1.8.0.jar",
+                cache / "kafka-clients-3.9.0.jar"]  # fmt: skip
+    cache.mkdir(parents=True)
+    for jar in resolved:
+        jar.touch()
+    java_home = tmp_path / "jdk"
+    (java_home / "bin").mkdir(parents=True)
+    calls = tmp_path / "java-calls"
+    java = java_home / "bin" / "java"
+    java.write_text(
+        "#!/usr/bin/env bash\n"
+        f'echo "$*" >> {calls}\n'
+        "while [[ $# -gt 0 ]]; do [[ $1 == -cachepath ]] && out=$2; shift; done\n"
+        f'printf %s "{":".join(str(j) for j in resolved)}" > "$out"\n'
+    )
+    java.chmod(0o755)
+    env = {"SPARK_IVY_DIR": str(tmp_path / "ivy"), "JAVA_HOME": str(java_home)}
+    first = run_submit(tmp_path, home, **env)
+    second = run_submit(tmp_path, home, **env)
+    expected = f"{resolved[0]},{resolved[2]}"
+    assert first[first.index("--jars") + 1] == expected
+    assert second[second.index("--jars") + 1] == expected
+    (call,) = calls.read_text().splitlines()  # the second start did not resolve again
+    assert "-dependency org.apache.spark spark-sql-kafka-0-10_2.13 4.0.0" in call
+    assert f"-cache {cache}" in call

@@ -10,6 +10,7 @@ these machines are shared and noisy: the ratio is what carries over between runs
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -19,11 +20,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from bench.probes import MemorySampler, kafka_tool, machine_description
+from bench.regression import THRESHOLD, Change, committed_baseline, compare
+from consumer.options import QUERY_CHECKPOINT
 from contract.tables import DEFAULT_PERIOD, PERIODS, read_counts
 from producer.events import LoginEventGenerator, LoginRecord
 from services.kafka import LocalKafka
@@ -50,6 +54,7 @@ class Figure:
     command: str
     detail: str = ""
     step: str = ""  # the --steps name that reproduces it
+    higher_is_better: bool = True  # rates; False for times and latencies
 
     @property
     def ratio(self) -> float | None:
@@ -63,14 +68,20 @@ class Sizes:
     generation: int
     producer: int
     drain: int
+    drain_rounds: int
     latency_s: int
     latency_rate: int
+    sustained_rates: tuple[int, ...]
+    sustain_s: int
     demo: int
 
 
-FULL = Sizes(generation=1_000_000, producer=500_000, drain=1_000_000, latency_s=90,
-             latency_rate=2000, demo=50_000)  # fmt: skip
-SMOKE = Sizes(generation=20_000, producer=5_000, drain=5_000, latency_s=25, latency_rate=200,
+FULL = Sizes(generation=1_000_000, producer=500_000, drain=1_000_000, drain_rounds=3,
+             latency_s=90, latency_rate=2000,
+             sustained_rates=(5_000, 10_000, 20_000, 30_000, 40_000, 50_000, 60_000),
+             sustain_s=60, demo=50_000)  # fmt: skip
+SMOKE = Sizes(generation=20_000, producer=5_000, drain=5_000, drain_rounds=1, latency_s=25,
+              latency_rate=200, sustained_rates=(200, 400), sustain_s=12,
               demo=2_000)  # fmt: skip
 
 
@@ -228,82 +239,111 @@ def bench_producer(broker: LocalKafka, sizes: Sizes, work: Path) -> list[Figure]
 # -- 3. Spark drain ----------------------------------------------------------------------------
 
 
+@dataclass
+class SparkRun:
+    """One spark-submit, timed from outside through the query's checkpoint files."""
+
+    start_s: float  # spark-submit launched -> the first batch planned (offsets/0 written)
+    query_s: float  # first batch planned -> last batch committed
+    stdout: str
+
+
+def timed_submit(command: list[str], query_dir: Path, env: dict[str, str]) -> SparkRun:
+    """Run ``command`` to its end; both jobs are timed the same way, by their checkpoint."""
+    launched = time.time()
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=1800,
+                            check=False)  # fmt: skip
+    if result.returncode != 0:
+        raise RuntimeError(f"{command[0]} failed:\n{result.stderr[-3000:]}")
+    planned = (query_dir / "offsets" / "0").stat().st_mtime
+    commits = [p for p in (query_dir / "commits").iterdir() if p.name.isdigit()]
+    committed = max(p.stat().st_mtime for p in commits)
+    return SparkRun(planned - launched, committed - planned, result.stdout)
+
+
+def connector_jars() -> list[str]:
+    """The connector's jars that Spark lacks, resolved with Ivy as consumer/submit.sh does."""
+    import pyspark
+
+    from services.jars import resolve_classpath
+    from services.settings import load_settings
+
+    spark_jars = Path(pyspark.__file__).parent / "jars"
+    module = tuple(load_settings().spark_kafka_connector.split(":"))
+    return [str(jar) for jar in resolve_classpath([module])
+            if not (spark_jars / jar.name).exists()]  # fmt: skip
+
+
+def minimal_job(broker: LocalKafka, topic: str, checkpoint: Path) -> SparkRun:
+    """bench/minimal_job.py, given its jars, on the same topic (the drain's reference)."""
+    import pyspark
+
+    spark_submit = Path(pyspark.__file__).parent / "bin" / "spark-submit"
+    command = [str(spark_submit), "--master", "local[*]", "--jars", ",".join(connector_jars()),
+               str(PROJECT_ROOT / "bench" / "minimal_job.py"), broker.bootstrap_servers, topic,
+               str(checkpoint)]  # fmt: skip
+    return timed_submit(command, checkpoint, submit_env())
+
+
+def our_job(broker: LocalKafka, topic: str, files: Path, *job_args: str) -> SparkRun:
+    """consumer/submit.sh with available-now on ``topic``; checkpoint and CSV under ``files``."""
+    command = submit_command(
+        "--bootstrap-servers", broker.bootstrap_servers, "--topic", topic, "--trigger",
+        "available-now", "--checkpoint-dir", f"{files}-ck", "--output-dir", f"{files}-out",
+        *job_args,
+    )  # fmt: skip
+    return timed_submit(command, Path(f"{files}-ck") / QUERY_CHECKPOINT, submit_env())
+
+
 def bench_drain(broker: LocalKafka, sizes: Sizes, work: Path) -> list[Figure]:
+    """The job and the minimal tutorial job, alternated on one topic; medians of the rounds.
+
+    Alternating spreads the machine's noise over both. Every run of the job is checked:
+    it must count every event sent.
+    """
     topic = "bench-drain"
     run_producer(broker, topic, sizes.drain, "confluent" if _has_confluent() else "kafka-python",
                  work)  # fmt: skip
-    started = time.perf_counter()
-    result = drain_topic(broker, topic, work / "drain")
-    total = time.perf_counter() - started
-    drained = float(re.search(r"Drained .* in ([\d.]+) s", result.stdout).group(1))
-    _, counts = read_counts(work / "drain-out" / PERIODS[DEFAULT_PERIOD].csv_name)
-    counted = sum(logins for logins, _, _ in counts.values())
-    assert counted == sizes.drain, f"the job counted {counted:,} of {sizes.drain:,}"
+    connector_jars()  # resolved (once) before any clock runs, as a second start would find it
+    ours: list[SparkRun] = []
+    minimal: list[SparkRun] = []
+    for round_ in range(sizes.drain_rounds):
+        minimal.append(minimal_job(broker, topic, work / f"minimal-{round_}"))
+        ours.append(our_job(broker, topic, work / f"drain-{round_}"))
+        _, counts = read_counts(work / f"drain-{round_}-out" / PERIODS[DEFAULT_PERIOD].csv_name)
+        counted = sum(logins for logins, _, _ in counts.values())
+        assert counted == sizes.drain, f"the job counted {counted:,} of {sizes.drain:,}"
     output = kafka_tool("org.apache.kafka.tools.ConsumerPerformance",
                         "--bootstrap-server", broker.bootstrap_servers, "--topic", topic,
                         "--messages", str(sizes.drain), "--timeout", "60000")  # fmt: skip
     header, values = [line for line in output.splitlines() if line.strip()][-2:]
-    columns = dict(
-        zip(
-            [h.strip() for h in header.split(",")],
-            [v.strip() for v in values.split(",")],
-            strict=False,
-        )
-    )
-    reference = float(columns["nMsg.sec"])
-    rate = sizes.drain / drained
-    warm_rate, warm_detail = drain_in_batches(broker, topic, sizes.drain, work)
+    columns = dict(zip([h.strip() for h in header.split(",")],
+                       [v.strip() for v in values.split(",")], strict=False))  # fmt: skip
+    ceiling = float(columns["nMsg.sec"])
+    query_s = statistics.median(r.query_s for r in ours)
+    minimal_query_s = statistics.median(r.query_s for r in minimal)
+    rate, minimal_rate = sizes.drain / query_s, sizes.drain / minimal_query_s
+    start_s = statistics.median(r.start_s for r in ours)
+    minimal_start_s = statistics.median(r.start_s for r in minimal)
+    runs = f"median of {sizes.drain_rounds} alternated runs"
+    command = f"consumer/submit.sh --topic {topic} --trigger available-now"
     return [Figure(
-        "Spark job drain (available-now), session start excluded", rate, "events/s",
-        "kafka-consumer-perf-test on the same topic", reference, ">= 120,000 events/s",
-        rate >= 120_000,
-        f"consumer/submit.sh --topic {topic} --trigger available-now",
-        f"{sizes.drain:,} events in {drained:.1f} s of queries; session start and "
-        f"connector resolution {total - drained:.1f} s; counts checked ({counted:,})",
+        "Spark job drain (available-now, deduplication on), session start excluded", rate,
+        "events/s", "minimal tutorial Spark job (bench/minimal_job.py), same topic",
+        minimal_rate, ">= 1.0 x reference", rate >= minimal_rate, command,
+        f"{sizes.drain:,} events; queries {query_s:.1f} s against {minimal_query_s:.1f} s "
+        f"({runs}); counts checked ({sizes.drain:,}) in every run",
     ), Figure(
-        "Spark job drain, batches after the first (JIT-compiled JVM)", warm_rate, "events/s",
-        "kafka-consumer-perf-test on the same topic", reference, "(context)", None,
-        f"consumer/submit.sh --topic {topic} --trigger available-now "
-        f"--max-offsets-per-trigger {sizes.drain // 4}",
-        warm_detail,
+        "Spark job drain vs Kafka's tool (raw-read ceiling)", rate, "events/s",
+        "kafka-consumer-perf-test on the same topic", ceiling, "(context)", None, command,
+        f"the minimal Spark job reaches {minimal_rate / ceiling:.2f} of it",
+    ), Figure(
+        "Start-up: spark-submit to the first batch", start_s, "s",
+        "minimal tutorial Spark job given its jars (--jars)", minimal_start_s,
+        "<= reference + 0.5 s", start_s <= minimal_start_s + 0.5, command,
+        f"{runs}; the connector's jars from the list Ivy resolved once",
+        higher_is_better=False,
     )]  # fmt: skip
-
-
-def drain_topic(
-    broker: LocalKafka, topic: str, files: Path, *job_args: str
-) -> subprocess.CompletedProcess[str]:
-    """The job with available-now on ``topic``; checkpoint and CSV under ``files``-ck/-out."""
-    return subprocess.run(
-        submit_command("--bootstrap-servers", broker.bootstrap_servers, "--topic", topic,
-                       "--trigger", "available-now", "--checkpoint-dir", f"{files}-ck",
-                       "--output-dir", f"{files}-out", *job_args),
-        env=submit_env(), capture_output=True, text=True, timeout=1800, check=True,
-    )  # fmt: skip
-
-
-BATCH_LINE = re.compile(r"batch (\d+): ([\d,]+) records read, .*?, ([\d.]+) s \(")
-
-
-def drain_in_batches(broker: LocalKafka, topic: str, count: int, work: Path) -> tuple[float, str]:
-    """The same drain in batches of a quarter of the backlog (Spark splits the cap across
-    partitions, so there may be a fifth): the later batches show the rate of a warm JVM.
-
-    A cold JVM spends seconds compiling the job's hot code; a long-running job pays
-    that once, so its steady rate is the later batches' rate, read from the job's own
-    per-batch lines.
-    """
-    result = drain_topic(broker, topic, work / "drain-batches",
-                         "--max-offsets-per-trigger", str(count // 4))  # fmt: skip
-    batches = [(int(b), int(n.replace(",", "")), float(s))
-               for b, n, s in BATCH_LINE.findall(result.stdout)]  # fmt: skip
-    assert sum(n for _, n, _ in batches) == count, f"batches read {batches}, not {count:,}"
-    later = [(n, s) for b, n, s in batches if b > 0]
-    first_n, first_s = batches[0][1], batches[0][2]
-    rate = sum(n for n, _ in later) / sum(s for _, s in later)
-    return rate, (
-        f"{len(batches)} batches of up to {count // 4:,}; the first ran at "
-        f"{first_n / first_s:,.0f} events/s"
-    )
 
 
 def _has_confluent() -> bool:
@@ -314,42 +354,138 @@ def _has_confluent() -> bool:
     return True
 
 
-# -- 4. end-to-end latency ---------------------------------------------------------------------
+# -- 4. live: end-to-end latency and the highest sustained rate ---------------------------------
+
+LIVE_TRIGGER = "1s"
+
+
+@contextlib.contextmanager
+def live_job(broker: LocalKafka, topic: str, files: Path) -> Iterator[Path]:
+    """The job on ``topic`` with a 1 s trigger, started and committed once before yielding
+    its query checkpoint; stopped with SIGTERM (between batches) afterwards."""
+    create_topic(broker, topic)
+    checkpoint = Path(f"{files}-ck")
+    log = Path(f"{files}-job.log")
+    with log.open("w") as job_log:
+        job = subprocess.Popen(
+            submit_command("--bootstrap-servers", broker.bootstrap_servers, "--topic", topic,
+                           "--trigger", LIVE_TRIGGER, "--checkpoint-dir", str(checkpoint),
+                           "--output-dir", f"{files}-out", "--starting-offsets", "earliest"),
+            env=submit_env(), stdout=job_log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        try:
+            # The clock starts once the job runs: wait (bounded) for its first commit.
+            deadline = time.monotonic() + 180
+            while not any((checkpoint / QUERY_CHECKPOINT / "commits").glob("[0-9]*")):
+                if job.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"the live job did not start:\n{log.read_text()[-3000:]}")
+                time.sleep(0.2)  # poll interval, bounded by the deadline
+            yield checkpoint / QUERY_CHECKPOINT
+        finally:
+            job.terminate()  # SIGTERM to submit.sh: the driver stops the query between batches
+            job.wait(timeout=120)
+
+
+def committed_offsets(query_dir: Path) -> dict[int, int]:
+    """End offsets (per partition) of the newest committed batch of the query."""
+    batches = [int(p.name) for p in (query_dir / "commits").glob("[0-9]*")]
+    if not batches:
+        return {}
+    text = (query_dir / "offsets" / str(max(batches))).read_text().splitlines()[-1]
+    return {int(p): o for p, o in next(iter(json.loads(text).values())).items()}
+
+
+def wait_until_counted(broker: LocalKafka, topic: str, query_dir: Path, timeout_s: float) -> None:
+    """Until the job has committed every record on the topic (bounded)."""
+    ends = topic_end_offsets(broker, topic)
+    deadline = time.monotonic() + timeout_s
+    while any(committed_offsets(query_dir).get(p, 0) < end for p, end in ends.items()):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the live job did not catch up with {topic} in {timeout_s:.0f} s")
+        time.sleep(0.2)  # poll interval, bounded by the deadline
+
+
+def topic_end_offsets(broker: LocalKafka, topic: str) -> dict[int, int]:
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=broker.bootstrap_servers)
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
+        return {tp.partition: offset for tp, offset in consumer.end_offsets(partitions).items()}
+    finally:
+        consumer.close()
 
 
 def bench_latency(broker: LocalKafka, sizes: Sizes, work: Path) -> list[Figure]:
     """Event creation -> the batch that counts it is committed (its CSV already written)."""
     topic = "bench-latency"
-    checkpoint = work / "latency-ck"
-    create_topic(broker, topic)
-    job_log = (work / "latency-job.log").open("w")
-    job = subprocess.Popen(
-        submit_command("--bootstrap-servers", broker.bootstrap_servers, "--topic", topic,
-                       "--checkpoint-dir", str(checkpoint), "--output-dir",
-                       str(work / "latency-out"), "--starting-offsets", "earliest"),
-        env=submit_env(), stdout=job_log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
-    # Let the job start before the clock matters: wait (bounded) for its first commit.
-    deadline = time.monotonic() + 120
-    while not (checkpoint / "monthly" / "commits").exists() and time.monotonic() < deadline:
-        time.sleep(0.5)
-    subprocess.run(
-        [sys.executable, "-m", "producer", "--bootstrap-servers", broker.bootstrap_servers,
-         "--topic", topic, "--rate", str(sizes.latency_rate), "--duration",
-         f"{sizes.latency_s}s", "--progress", "none", "--seed", "3"],
-        check=True, capture_output=True, timeout=sizes.latency_s + 120,
-    )  # fmt: skip
-    time.sleep(15)  # let the last trigger (10 s) pick up the tail before stopping the job
-    job.terminate()  # SIGTERM to submit.sh: the driver stops the query between batches
-    job.wait(timeout=60)
-    job_log.close()
-    latencies = _latencies(broker, topic, checkpoint / "monthly")
+    with live_job(broker, topic, work / "latency") as query_dir:
+        subprocess.run(
+            [sys.executable, "-m", "producer", "--bootstrap-servers", broker.bootstrap_servers,
+             "--topic", topic, "--rate", str(sizes.latency_rate), "--duration",
+             f"{sizes.latency_s}s", "--progress", "none", "--seed", "3"],
+            check=True, capture_output=True, timeout=sizes.latency_s + 120,
+        )  # fmt: skip
+        wait_until_counted(broker, topic, query_dir, timeout_s=60)
+    latencies = _latencies(broker, topic, query_dir)
     p50, p95 = (statistics.quantiles(latencies, n=100)[i] for i in (49, 94))
     return [Figure(
-        "End-to-end latency p95 (live, default 10 s trigger)", p95, "s",
-        "trigger interval", 10.0, "<= trigger + 2 s (12 s)", p95 <= 12.0,
-        f"producer --rate {sizes.latency_rate} with consumer/submit.sh (trigger 10s)",
+        f"End-to-end latency p95 (live, {LIVE_TRIGGER} trigger)", p95, "s",
+        "trigger interval", 1.0, "<= 2.5 s", p95 <= 2.5,
+        f"producer --rate {sizes.latency_rate} with consumer/submit.sh --trigger {LIVE_TRIGGER}",
         f"p50 {p50:.2f} s over {len(latencies):,} events at {sizes.latency_rate:,} events/s",
+        higher_is_better=False,
+    )]  # fmt: skip
+
+
+def bench_sustained(broker: LocalKafka, sizes: Sizes, work: Path) -> list[Figure]:
+    """The highest producer rate at which the live job's lag stays flat, found by steps.
+
+    Each step produces at a fixed rate for ``sustain_s`` seconds while the lag (records on
+    the topic not yet in a committed batch) is sampled. The lag is flat when its mean over
+    the step's last third is at most one trigger's worth of records above its mean over
+    the middle third: a job that falls behind adds ``rate - capacity`` records every
+    second. Steps stop at the first rate the job cannot hold, or the producer cannot reach.
+    """
+    topic = "bench-sustained"
+    client = "confluent" if _has_confluent() else "kafka-python"
+    held, steps = 0, []
+    with live_job(broker, topic, work / "sustained") as query_dir:
+        for rate in sizes.sustained_rates:
+            producer = subprocess.Popen(
+                [sys.executable, "-m", "producer", "--bootstrap-servers",
+                 broker.bootstrap_servers, "--topic", topic, "--rate", str(rate),
+                 "--duration", f"{sizes.sustain_s}s", "--progress", "none", "--client", client,
+                 "--summary-json", str(work / f"sustained-{rate}.json")],
+                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            )  # fmt: skip
+            samples = []
+            while producer.poll() is None:
+                ends = topic_end_offsets(broker, topic)
+                done = committed_offsets(query_dir)
+                samples.append(sum(end - done.get(p, 0) for p, end in ends.items()))
+                time.sleep(1)  # sampling interval of the lag
+            summary = json.loads((work / f"sustained-{rate}.json").read_text())
+            reached = summary["acknowledged"] / summary["seconds"]
+            third = max(len(samples) // 3, 1)
+            middle = statistics.fmean(samples[third : 2 * third] or samples)
+            last = statistics.fmean(samples[2 * third :] or samples)
+            flat = last <= middle + rate * 1.0
+            steps.append(f"{rate:,}/s: lag {middle:,.0f} -> {last:,.0f}"
+                         f"{'' if flat else ' (growing)'}")  # fmt: skip
+            if reached < 0.95 * rate:
+                steps[-1] += f" (producer reached only {reached:,.0f}/s)"
+                break
+            if not flat:
+                break
+            held = rate
+            wait_until_counted(broker, topic, query_dir, timeout_s=120)
+    return [Figure(
+        f"Highest sustained rate (live, {LIVE_TRIGGER} trigger, flat lag for "
+        f"{sizes.sustain_s} s)", held, "events/s", "target", 30_000.0, ">= 30,000 events/s",
+        held >= 30_000,
+        f"producer --rate R --client {client} with consumer/submit.sh --trigger {LIVE_TRIGGER}",
+        "; ".join(steps),
     )]  # fmt: skip
 
 
@@ -451,7 +587,15 @@ def with_docker_section(report: str, page: Path) -> str:
     return replace_section(report, START + old.split(START, 1)[1].split(END, 1)[0] + END)
 
 
-def render(figures: list[Figure], machine: dict[str, str], sizes: Sizes, smoke: bool) -> str:
+def render(
+    figures: list[Figure],
+    machine: dict[str, str],
+    sizes: Sizes,
+    smoke: bool,
+    changes: dict[str, Change] | None = None,
+) -> str:
+    """The Markdown page; ``changes`` (from :mod:`bench.regression`) fill "vs last"."""
+    changes = changes or {}
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
         "# Performance",
@@ -464,16 +608,22 @@ def render(figures: list[Figure], machine: dict[str, str], sizes: Sizes, smoke: 
         "",
         "Machine: " + "; ".join(f"{k} {v}" for k, v in machine.items()) + ".",
         "",
-        "| Figure | Value | Reference | Reference value | Ratio | Target | Met | Details |",
-        "|---|---|---|---|---|---|---|---|",
+        '"vs last" compares each ratio with the one in the last committed '
+        "`docs/PERFORMANCE.json` (higher is better for rates, lower for times); a drop of "
+        f"more than {THRESHOLD:.0%} is marked as a regression.",
+        "",
+        "| Figure | Value | Reference | Reference value | Ratio | vs last | Target | Met | "
+        "Details |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for f in figures:
         ratio = "" if f.ratio is None else f"{f.ratio:.2f}"
         reference = "" if f.reference_value is None else f"{f.reference_value:,.2f}"
         met = {True: "yes", False: "**no**", None: ""}[f.met]
         value = f"{f.value:,.2f} {f.unit}" if f.value < 100 else f"{f.value:,.0f} {f.unit}"
+        change = changes[f.name].describe() if f.name in changes else ""
         lines.append(f"| {f.name} | {value} | {f.reference} | {reference} | {ratio} | "
-                     f"{f.target} | {met} | {f.detail} |")  # fmt: skip
+                     f"{change} | {f.target} | {met} | {f.detail} |")  # fmt: skip
     lines += ["", NOTES]
     lines += ["", "## How to reproduce", ""]
     lines += [
@@ -486,7 +636,8 @@ def render(figures: list[Figure], machine: dict[str, str], sizes: Sizes, smoke: 
     return "\n".join(lines) + "\n"
 
 
-STEPS = ("generation", "producer", "drain", "latency", "memory")
+BASELINE = PROJECT_ROOT / "docs" / "PERFORMANCE.json"
+STEPS = ("generation", "producer", "drain", "latency", "sustained", "memory")
 
 
 def tagged(step: str, figures: list[Figure]) -> list[Figure]:
@@ -521,7 +672,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if "generation" in steps:
             figures += tagged("generation", bench_generation(sizes))
-        if {"producer", "drain", "latency"} & set(steps):
+        if {"producer", "drain", "latency", "sustained"} & set(steps):
             broker.start()
         if "producer" in steps:
             figures += tagged("producer", bench_producer(broker, sizes, work))
@@ -529,13 +680,20 @@ def main(argv: list[str] | None = None) -> int:
             figures += tagged("drain", bench_drain(broker, sizes, work))
         if "latency" in steps:
             figures += tagged("latency", bench_latency(broker, sizes, work))
+        if "sustained" in steps:
+            figures += tagged("sustained", bench_sustained(broker, sizes, work))
     finally:
         broker.stop()
     if "memory" in steps:
         figures += tagged("memory", bench_memory(sizes, work))
     for figure in figures:  # the bench broker's port changes every run
         figure.command = figure.command.replace(broker.bootstrap_servers, "<broker>")
-    report = render(figures, machine_description(), sizes, args.smoke)
+    baseline = [] if args.smoke else committed_baseline(BASELINE, PROJECT_ROOT)
+    changes = compare(baseline, [(f.name, f.ratio, f.higher_is_better) for f in figures])
+    for change in changes.values():
+        if change.regressed:
+            print(f"regression: {change.name}: {change.describe()}", file=sys.stderr)
+    report = render(figures, machine_description(), sizes, args.smoke, changes)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(with_docker_section(report, args.output))
     (args.output.with_suffix(".json")).write_text(

@@ -41,12 +41,23 @@ def test_bench_smoke_runs_every_step_and_reports_each_figure_with_its_reference(
     assert perf_test["command"].startswith("kafka-producer-perf-test --topic bench-perf")
     # Reproducible as written: the bench broker's random port is not in the command.
     assert "bootstrap.servers=<broker>" in perf_test["command"]
-    # The drain's counts were checked against what was sent, at the smoke size.
-    drain = figures["Spark job drain (available-now), session start excluded"]
-    assert drain["detail"].startswith(f"{SMOKE.drain:,} events in ")
-    assert drain["detail"].endswith(f"counts checked ({SMOKE.drain:,})")
-    latency = figures["End-to-end latency p95 (live, default 10 s trigger)"]
+    # The drain's counts were checked against what was sent, at the smoke size, and its
+    # reference is the minimal Spark job run on the same topic.
+    drain = figures["Spark job drain (available-now, deduplication on), session start excluded"]
+    assert drain["reference"].startswith("minimal tutorial Spark job (bench/minimal_job.py)")
+    assert drain["detail"].startswith(f"{SMOKE.drain:,} events; queries ")
+    assert drain["detail"].endswith(f"counts checked ({SMOKE.drain:,}) in every run")
+    start_up = figures["Start-up: spark-submit to the first batch"]
+    assert start_up["higher_is_better"] is False
+    assert start_up["value"] < 120 and start_up["reference_value"] < 120
+    latency = figures["End-to-end latency p95 (live, 1s trigger)"]
     assert f"at {SMOKE.latency_rate:,} events/s" in latency["detail"]
+    assert latency["higher_is_better"] is False
+    sustained = figures["Highest sustained rate (live, 1s trigger, flat lag for 12 s)"]
+    # Each step the job held is named with its lag; smoke rates are far below capacity.
+    assert sustained["value"] == max(SMOKE.sustained_rates), sustained["detail"]
+    for rate in SMOKE.sustained_rates:
+        assert f"{rate:,}/s: lag " in sustained["detail"]
     memory = figures["Peak memory (RSS) of make demo, all processes"]
     assert all(role in memory["detail"] for role in ("broker", "producer", "spark"))
     text = output.read_text()

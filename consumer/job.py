@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import signal
 import sys
@@ -255,8 +256,26 @@ def run(spark: SparkSession, options: JobOptions, stop: StopRequest) -> None:
         print(f"Drained {options.topic!r} in {drained_s:.1f} s (finished {finished}).", flush=True)
 
 
+def import_in_background(module: str) -> None:
+    """Start importing ``module`` now, so the import overlaps with the Spark session's start.
+
+    SQLAlchemy takes a noticeable part of a second to import, and the database sink needs
+    it before the first batch; Python's import lock makes the later ``import`` wait for
+    this one instead of importing twice. A failed import is left for that later ``import``
+    to report, with the sink's own message.
+    """
+
+    def run() -> None:
+        with contextlib.suppress(ImportError):
+            importlib.import_module(module)
+
+    threading.Thread(target=run, name=f"import {module}", daemon=True).start()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     options = parse_options(argv, os.environ)
+    if options.db_url:
+        import_in_background("sqlalchemy")
     stop = StopRequest()
     stop.install()
     try:

@@ -307,9 +307,11 @@ def bench_drain(broker: LocalKafka, sizes: Sizes, work: Path) -> list[Figure]:
     connector_jars()  # resolved (once) before any clock runs, as a second start would find it
     ours: list[SparkRun] = []
     minimal: list[SparkRun] = []
+    without_db: list[SparkRun] = []
     for round_ in range(sizes.drain_rounds):
         minimal.append(minimal_job(broker, topic, work / f"minimal-{round_}"))
         ours.append(our_job(broker, topic, work / f"drain-{round_}"))
+        without_db.append(our_job(broker, topic, work / f"nodb-{round_}", "--db-url", "off"))
         _, counts = read_counts(work / f"drain-{round_}-out" / PERIODS[DEFAULT_PERIOD].csv_name)
         counted = sum(logins for logins, _, _ in counts.values())
         assert counted == sizes.drain, f"the job counted {counted:,} of {sizes.drain:,}"
@@ -326,6 +328,7 @@ def bench_drain(broker: LocalKafka, sizes: Sizes, work: Path) -> list[Figure]:
     start_s = statistics.median(r.start_s for r in ours)
     minimal_start_s = statistics.median(r.start_s for r in minimal)
     runs = f"median of {sizes.drain_rounds} alternated runs"
+    no_db_rate = sizes.drain / statistics.median(r.query_s for r in without_db)
     command = f"consumer/submit.sh --topic {topic} --trigger available-now"
     return [Figure(
         "Spark job drain (available-now, deduplication on), session start excluded", rate,
@@ -337,6 +340,10 @@ def bench_drain(broker: LocalKafka, sizes: Sizes, work: Path) -> list[Figure]:
         "Spark job drain vs Kafka's tool (raw-read ceiling)", rate, "events/s",
         "kafka-consumer-perf-test on the same topic", ceiling, "(context)", None, command,
         f"the minimal Spark job reaches {minimal_rate / ceiling:.2f} of it",
+    ), Figure(
+        "Spark job drain with the database (default SQLite) vs without", rate, "events/s",
+        "the same job with --db-url off", no_db_rate, ">= 0.95 x reference",
+        rate >= 0.95 * no_db_rate, command + " --db-url off", runs,
     ), Figure(
         "Start-up: spark-submit to the first batch", start_s, "s",
         "minimal tutorial Spark job given its jars (--jars)", minimal_start_s,

@@ -20,7 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -274,25 +274,66 @@ def connector_jars() -> list[str]:
             if not (spark_jars / jar.name).exists()]  # fmt: skip
 
 
-def minimal_job(broker: LocalKafka, topic: str, checkpoint: Path) -> SparkRun:
+def minimal_job(
+    broker: LocalKafka, topic: str, checkpoint: Path, event_log: Path | None = None
+) -> SparkRun:
     """bench/minimal_job.py, given its jars, on the same topic (the drain's reference)."""
     import pyspark
 
     spark_submit = Path(pyspark.__file__).parent / "bin" / "spark-submit"
-    command = [str(spark_submit), "--master", "local[*]", "--jars", ",".join(connector_jars()),
+    logging = event_log_options(event_log).split() if event_log else []
+    command = [str(spark_submit), "--master", "local[*]", *logging,
+               "--jars", ",".join(connector_jars()),
                str(PROJECT_ROOT / "bench" / "minimal_job.py"), broker.bootstrap_servers, topic,
                str(checkpoint)]  # fmt: skip
     return timed_submit(command, checkpoint, submit_env())
 
 
-def our_job(broker: LocalKafka, topic: str, files: Path, *job_args: str) -> SparkRun:
+def our_job(
+    broker: LocalKafka, topic: str, files: Path, *job_args: str, event_log: Path | None = None
+) -> SparkRun:
     """consumer/submit.sh with available-now on ``topic``; checkpoint and CSV under ``files``."""
     command = submit_command(
         "--bootstrap-servers", broker.bootstrap_servers, "--topic", topic, "--trigger",
         "available-now", "--checkpoint-dir", f"{files}-ck", "--output-dir", f"{files}-out",
         *job_args,
     )  # fmt: skip
-    return timed_submit(command, Path(f"{files}-ck") / QUERY_CHECKPOINT, submit_env())
+    env = submit_env(**({"SPARK_SUBMIT_EXTRA": event_log_options(event_log)} if event_log else {}))
+    return timed_submit(command, Path(f"{files}-ck") / QUERY_CHECKPOINT, env)
+
+
+def event_log_options(folder: Path) -> str:
+    """spark-submit options for an uncompressed event log in ``folder`` (for the profile)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    return (f"--conf spark.eventLog.enabled=true --conf spark.eventLog.dir=file://{folder} "
+            "--conf spark.eventLog.compress=false")  # fmt: skip
+
+
+# The drain's stages in the order Spark runs them (one available-now batch).
+OUR_STAGES = ("read Kafka, parse, classify", "drop repeated ids (state)",
+              "count per period (state), collect")  # fmt: skip
+MINIMAL_STAGES = ("read Kafka, parse", "count per month (state, 200 partitions)")
+
+
+def stage_profile(folder: Path, labels: Sequence[str]) -> tuple[float, str]:
+    """Total task CPU seconds in an event log, and the CPU and task time of each stage.
+
+    Task time beyond CPU time is time the tasks waited: for the disk, for the other core,
+    or, with more tasks than cores, for a free core.
+    """
+    cpu: dict[int, float] = {}
+    run: dict[int, float] = {}
+    for log in folder.rglob("events*"):
+        for line in log.read_text().splitlines():
+            event = json.loads(line)
+            if event["Event"] != "SparkListenerTaskEnd" or not event.get("Task Metrics"):
+                continue
+            stage, metrics = event["Stage ID"], event["Task Metrics"]
+            cpu[stage] = cpu.get(stage, 0.0) + metrics["Executor CPU Time"] / 1e9
+            run[stage] = run.get(stage, 0.0) + metrics["Executor Run Time"] / 1e3
+    parts = [f"{labels[i] if i < len(labels) else f'stage {stage}'}: CPU {cpu[stage]:.1f} s, "
+             f"task time {run[stage]:.1f} s" for i, stage in enumerate(sorted(cpu))]  # fmt: skip
+    return sum(cpu.values()), "; ".join(parts)
 
 
 def bench_drain(broker: LocalKafka, sizes: Sizes, work: Path) -> list[Figure]:
@@ -309,8 +350,18 @@ def bench_drain(broker: LocalKafka, sizes: Sizes, work: Path) -> list[Figure]:
     minimal: list[SparkRun] = []
     without_db: list[SparkRun] = []
     for round_ in range(sizes.drain_rounds):
-        minimal.append(minimal_job(broker, topic, work / f"minimal-{round_}"))
-        ours.append(our_job(broker, topic, work / f"drain-{round_}"))
+        # The last round's event logs give the profile; logging costs both jobs alike.
+        last = round_ == sizes.drain_rounds - 1
+        minimal.append(
+            minimal_job(
+                broker,
+                topic,
+                work / f"minimal-{round_}",
+                event_log=work / "events-minimal" if last else None,
+            )
+        )
+        ours.append(our_job(broker, topic, work / f"drain-{round_}",
+                            event_log=work / "events-ours" if last else None))  # fmt: skip
         without_db.append(our_job(broker, topic, work / f"nodb-{round_}", "--db-url", "off"))
         _, counts = read_counts(work / f"drain-{round_}-out" / PERIODS[DEFAULT_PERIOD].csv_name)
         counted = sum(logins for logins, _, _ in counts.values())
@@ -329,6 +380,8 @@ def bench_drain(broker: LocalKafka, sizes: Sizes, work: Path) -> list[Figure]:
     minimal_start_s = statistics.median(r.start_s for r in minimal)
     runs = f"median of {sizes.drain_rounds} alternated runs"
     no_db_rate = sizes.drain / statistics.median(r.query_s for r in without_db)
+    our_cpu, our_stages = stage_profile(work / "events-ours", OUR_STAGES)
+    minimal_cpu, minimal_stages = stage_profile(work / "events-minimal", MINIMAL_STAGES)
     command = f"consumer/submit.sh --topic {topic} --trigger available-now"
     return [Figure(
         "Spark job drain (available-now, deduplication on), session start excluded", rate,
@@ -340,6 +393,11 @@ def bench_drain(broker: LocalKafka, sizes: Sizes, work: Path) -> list[Figure]:
         "Spark job drain vs Kafka's tool (raw-read ceiling)", rate, "events/s",
         "kafka-consumer-perf-test on the same topic", ceiling, "(context)", None, command,
         f"the minimal Spark job reaches {minimal_rate / ceiling:.2f} of it",
+    ), Figure(
+        "Spark job drain: task CPU time (profile from Spark's event log)", our_cpu, "s",
+        "the minimal tutorial Spark job's task CPU time", minimal_cpu, "(context)", None,
+        command, f"ours: {our_stages}. Minimal job: {minimal_stages}",
+        higher_is_better=False,
     ), Figure(
         "Spark job drain with the database (default SQLite) vs without", rate, "events/s",
         "the same job with --db-url off", no_db_rate, ">= 0.95 x reference",

@@ -6,7 +6,7 @@ returns, so a crash between this transaction and Spark's commit replays the batc
 replay writes exactly the same rows again (all keyed by period, reason or batch id).
 
 What the progress row can know inside ``foreachBatch``: the batch's own observed metrics
-(``batch``/``unique`` in :func:`consumer.job.start_counting`) reach the driver only after
+(``batch``/``unique`` in :func:`consumer.job.counting_query`) reach the driver only after
 the batch, through the query listener, so they cannot be in this transaction. Everything
 in the row is therefore derived from facts a replay reproduces:
 

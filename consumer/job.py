@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from typing import Any
 from pyspark.errors import PySparkException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F  # noqa: N812 - Spark's own documented convention
-from pyspark.sql.streaming import StreamingQuery, StreamingQueryListener
+from pyspark.sql.streaming import DataStreamWriter, StreamingQuery, StreamingQueryListener
 
 from consumer.errors import JobError
 from consumer.guards import (
@@ -122,8 +123,10 @@ def read_kafka(spark: SparkSession, options: JobOptions) -> DataFrame:
     return reader.load().withColumnRenamed("timestamp", "kafka_timestamp")
 
 
-def start_counting(spark: SparkSession, options: JobOptions) -> tuple[StreamingQuery, TableOutput]:
-    """The one streaming query: read, classify, drop repeats, count per period, write.
+def counting_query(
+    spark: SparkSession, options: JobOptions
+) -> tuple[DataStreamWriter, TableOutput]:
+    """The one streaming query, ready to start: read, classify, drop repeats, count, write.
 
     Its sink prints and writes the whole table after every batch, and has the batch's
     rejected records quarantined. Two observed metrics give the per-batch line its counts.
@@ -150,7 +153,7 @@ def start_counting(spark: SparkSession, options: JobOptions) -> tuple[StreamingQ
         writer = writer.trigger(availableNow=True)
     else:
         writer = writer.trigger(processingTime=options.trigger)
-    return writer.start(), output
+    return writer, output
 
 
 def wait_for_report(reporter: BatchReporter, query: StreamingQuery, timeout_s: float = 5) -> None:
@@ -216,7 +219,14 @@ def print_stopped(options: JobOptions) -> None:
 
 
 def run(spark: SparkSession, options: JobOptions, stop: StopRequest) -> None:
-    check_kafka(spark, options)
+    # The Kafka check waits on the network and building the query only on the driver, so
+    # they run side by side; Kafka's answer still comes first, and nothing starts without it.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="check-kafka") as pool:
+        kafka_checked = pool.submit(check_kafka, spark, options)
+        try:
+            writer, output = counting_query(spark, options)
+        finally:
+            kafka_checked.result()  # raises the check's JobError, before any other error
     if stop.requested.is_set():
         print("Stopped before the query started.", flush=True)
         return
@@ -224,7 +234,7 @@ def run(spark: SparkSession, options: JobOptions, stop: StopRequest) -> None:
     reporter = BatchReporter()
     spark.streams.addListener(reporter)
     started = time.monotonic()
-    query, output = start_counting(spark, options)
+    query = writer.start()
     if options.trigger == "available-now":
         print(f"Counting the records on {options.topic!r} up to now, then stopping.", flush=True)
     else:

@@ -17,8 +17,9 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
 python="${PYSPARK_PYTHON:-python3}"
+# pyspark is found without importing it (the import alone costs a part of a second).
 if [[ -z "${SPARK_HOME:-}" ]]; then
-  if ! SPARK_HOME="$("$python" -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))' 2>/dev/null)"; then
+  if ! SPARK_HOME="$("$python" -c 'import importlib.util as u; print(u.find_spec("pyspark").submodule_search_locations[0])' 2>/dev/null)"; then
     echo "error: no Spark found. Set SPARK_HOME, or install pyspark (make venv) and put its python3 on PATH." >&2
     exit 2
   fi

@@ -23,9 +23,19 @@ from contract.kafka import (
     SecurityError,
     security_from_args,
 )
-from contract.tables import DEFAULT_DB_NAME, DEFAULT_PERIOD, PERIODS, REJECTED_CSV, Period
+from contract.tables import (
+    DEFAULT_DB_NAME,
+    DEFAULT_PERIOD,
+    PERIODS,
+    REJECTED_CSV,
+    Period,
+    url_with_password,
+)
 
 APP_NAME = "monthly_logins"
+# The database password, when --db-url names only the user: kept out of the URL, as the
+# Docker stack does (postgres/job.env).
+DB_PASSWORD_ENV = "CONSUMER_DB_PASSWORD"
 
 
 DEFAULT_CHECKPOINT_DIR = ".local/checkpoints/monthly_logins"
@@ -179,7 +189,8 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="consumer/submit.sh",
         description="Count logins per calendar month of event time from a Kafka topic.",
-        epilog=f"{PASSWORD_ENV} (or --sasl-password-file) holds the SASL password.",
+        epilog=f"{PASSWORD_ENV} (or --sasl-password-file) holds the SASL password; "
+        f"{DB_PASSWORD_ENV} the database password when --db-url has none.",
     )
     add = parser.add_argument
     add(
@@ -321,6 +332,12 @@ def parse_options(argv: Sequence[str] | None, env: Mapping[str, str]) -> JobOpti
         else os.path.join(args.checkpoint_dir, "quarantine")
     )
     db_url = args.db_url if args.db_url is not None else default_db_url(args.output_dir)
+    db_password = env.get(DB_PASSWORD_ENV)
+    if db_password and db_url and db_url != DB_OFF:
+        try:
+            db_url = url_with_password(db_url, db_password)
+        except ValueError as exc:
+            parser.error(f"{DB_PASSWORD_ENV} is set, but {exc}")
     return JobOptions(
         bootstrap_servers=args.bootstrap_servers,
         topic=args.topic,

@@ -12,6 +12,8 @@
 #   SPARK_DRIVER_MEMORY  driver memory (default 1g)
 #   SPARK_EXECUTOR_MEMORY  executor memory on a cluster (default: Spark's, 1g)
 #   SPARK_SUBMIT_EXTRA   extra spark-submit options, split on spaces
+#   CONSUMER_PYTHONPATH  folders put first on the Python driver's PYTHONPATH (the Docker stack
+#                        mounts SQLAlchemy and pg8000 there: the Spark image has neither)
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -131,6 +133,10 @@ echo "spark-submit: Spark $spark_version (Scala $scala_version) at ${CONSUMER_SP
 # to this script alone is passed on to the driver. Before the driver has started there is
 # nothing to stop cleanly, and the JVM is ended.
 export CONSUMER_DRIVER_PID_FILE="$work/driver.pid"
+# spark-submit hands PYTHONPATH on to the Python driver (after --py-files and pyspark).
+if [[ -n "${CONSUMER_PYTHONPATH:-}" ]]; then
+  export PYTHONPATH="$CONSUMER_PYTHONPATH${PYTHONPATH:+:$PYTHONPATH}"
+fi
 
 "$spark_submit" "${args[@]}" "$here/monthly_logins.py" "$@" &
 spark_pid=$!

@@ -91,6 +91,26 @@ REJECTED_TABLE = "rejected_reasons"
 PROGRESS_TABLE = "batch_progress"
 
 
+def url_with_password(url: str, password: str) -> str:
+    """``url`` (``dialect+driver://user@host/db``) with ``password`` put after its user name.
+
+    For passwords kept out of the URL, in an environment variable (the Docker stack's env
+    files): the password is percent-encoded, as SQLAlchemy expects it in a URL. A URL without
+    a user name, or one that has a password already, is refused (ValueError): which password
+    wins would be a guess.
+    """
+    from urllib.parse import quote
+
+    scheme, separator, rest = url.partition("://")
+    authority = rest.split("/", 1)[0]
+    if not separator or "@" not in authority:
+        raise ValueError("the database URL names no user (dialect://user@host/database)")
+    user, host = authority.rsplit("@", 1)
+    if ":" in user:
+        raise ValueError("the database URL has a password already")
+    return f"{scheme}://{user}:{quote(password, safe='')}@{host}{rest[len(authority) :]}"
+
+
 @dataclass(frozen=True)
 class Column:
     """One database column: its name, a portable type and whether it may be NULL."""

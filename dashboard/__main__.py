@@ -13,16 +13,19 @@ import sys
 from collections.abc import Mapping, Sequence
 
 from contract.kafka import DEFAULT_BOOTSTRAP_SERVERS
-from contract.tables import DEFAULT_DB_NAME
+from contract.tables import DEFAULT_DB_NAME, url_with_password
 
 # What `make demo` writes; `make job` writes there only with --output-dir output/demo.
 DEFAULT_DB_URL = f"sqlite:///output/demo/{DEFAULT_DB_NAME}"
+# The password, when --db-url names only the user (the Docker stack: postgres/dashboard.env).
+DB_PASSWORD_ENV = "DASHBOARD_DB_PASSWORD"
 
 
 def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m dashboard",
         description="Serve the live dashboard of the job's database.",
+        epilog=f"{DB_PASSWORD_ENV} holds the database password when --db-url has none.",
     )
     parser.add_argument(
         "--db-url",
@@ -68,8 +71,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     from dashboard.data import Database
     from dashboard.lag import LagProbe
 
+    db_url = args.db_url
+    if password := os.environ.get(DB_PASSWORD_ENV):
+        try:
+            db_url = url_with_password(db_url, password)
+        except ValueError as exc:
+            print(f"error: {DB_PASSWORD_ENV} is set, but {exc}", file=sys.stderr)
+            return 2
     try:
-        database = Database(args.db_url)
+        database = Database(db_url)
     except Exception as exc:  # a malformed URL or a driver that is not installed
         print(f"error: --db-url {args.db_url!r} cannot be used: {exc}", file=sys.stderr)
         return 2

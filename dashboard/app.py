@@ -219,8 +219,8 @@ def render(
         return [
             read_at,
             html.Div(
-                'No data yet: start the job (make demo, or make job ARGS="--output-dir '
-                'output/logins") and this page fills in by itself.',
+                'No data yet: start the job (make demo, make job ARGS="--output-dir '
+                'output/logins", or make submit with Docker) and this page fills in by itself.',
                 className="notice empty",
                 id="status",
             ),

@@ -156,6 +156,27 @@ def test_the_command_line_defaults_to_the_demo_database_on_this_machine_only():
     )
 
 
+def test_the_database_password_comes_from_its_variable(monkeypatch, capsys):
+    from dashboard import __main__ as command
+
+    opened = []
+
+    class Recorded:
+        def __init__(self, url):
+            opened.append(url)
+            raise ValueError("stop here")
+
+    monkeypatch.setattr("dashboard.data.Database", Recorded)
+    monkeypatch.setenv("DASHBOARD_DB_PASSWORD", "r/o pw")
+    assert command.main(["--db-url", "postgresql+pg8000://dashboard@postgres:5432/logins"]) == 2
+    assert opened == ["postgresql+pg8000://dashboard:r%2Fo%20pw@postgres:5432/logins"]
+    assert "r/o pw" not in capsys.readouterr().err
+    assert command.main(["--db-url", "postgresql+pg8000://u:p@postgres/logins"]) == 2
+    assert capsys.readouterr().err == (
+        "error: DASHBOARD_DB_PASSWORD is set, but the database URL has a password already\n"
+    )
+
+
 def test_records_behind_counts_new_partitions_from_zero_and_never_negative():
     counted = {"t": {"0": 10, "1": 5}}
     assert records_behind(counted, {"t": {"0": 12, "1": 5, "2": 3}}) == 2 + 0 + 3

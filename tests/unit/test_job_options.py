@@ -199,6 +199,47 @@ def test_the_database_defaults_to_sqlite_in_the_output_dir_and_can_be_turned_off
     assert parse_options(["--db-url", url], {}).db_url == url  # without --output-dir too
 
 
+def test_the_database_password_comes_from_its_variable_into_a_url_without_one():
+    env = {"CONSUMER_DB_URL": "postgresql+pg8000://job@db:5432/logins"}
+    with_password = {**env, "CONSUMER_DB_PASSWORD": "p@ss:w/rd%"}
+    assert parse_options([], with_password).db_url == (
+        "postgresql+pg8000://job:p%40ss%3Aw%2Frd%25@db:5432/logins"
+    )
+    assert parse_options([], {**env, "CONSUMER_DB_PASSWORD": ""}).db_url == env["CONSUMER_DB_URL"]
+    # No database, no password to put anywhere.
+    assert parse_options(["--db-url", "off"], with_password).db_url is None
+    assert parse_options([], {"CONSUMER_DB_PASSWORD": "x"}).db_url is None
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("postgresql+pg8000://db:5432/logins", "names no user"),
+        ("postgresql+pg8000://job:other@db/logins", "has a password already"),
+    ],
+)
+def test_a_database_password_with_nowhere_to_go_is_a_usage_error(url, reason, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        parse_options(["--db-url", url], {"CONSUMER_DB_PASSWORD": "secret"})
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"CONSUMER_DB_PASSWORD is set, but the database URL {reason}" in err
+    assert "secret" not in err
+
+
+def test_a_url_with_a_password_is_what_sqlalchemy_reads_back():
+    from sqlalchemy.engine import make_url
+
+    from contract.tables import url_with_password
+
+    password = "a b@c:d/e%f?g#h"
+    url = make_url(url_with_password("postgresql+pg8000://job@db:5432/logins?x=1", password))
+    assert (url.username, url.password, url.host, url.port, url.database) == (
+        "job", password, "db", 5432, "logins"
+    )  # fmt: skip
+    assert url.query == {"x": "1"}
+
+
 @pytest.mark.parametrize("text", ["logins.db", "/tmp/x.db", "://host/db", "1sql://x", ""])
 def test_a_db_url_that_is_not_a_url_is_a_usage_error(text, capsys):
     with pytest.raises(SystemExit) as exit_info:

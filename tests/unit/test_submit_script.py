@@ -77,6 +77,26 @@ def test_master_ivy_and_extra_options_come_from_the_environment(tmp_path):
     assert "--conf a=b" in line
 
 
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"CONSUMER_PYTHONPATH": "/opt/pipeline/db-libs"}, "/opt/pipeline/db-libs"),
+        ({"CONSUMER_PYTHONPATH": "/libs", "PYTHONPATH": "/image/path"}, "/libs:/image/path"),
+        ({"PYTHONPATH": "/image/path"}, "/image/path"),
+        ({}, ""),
+    ],
+)
+def test_extra_python_paths_go_first_on_the_drivers_pythonpath(tmp_path, env, expected):
+    home = fake_spark_home(tmp_path, "spark-core_2.13-4.0.0.jar")
+    (home / "bin" / "spark-submit").write_text(
+        '#!/usr/bin/env bash\nprintf "%s" "${PYTHONPATH:-}" > "$SPARK_ARGS_FILE"\n'
+    )
+    args_file = tmp_path / "args"
+    base = {"PATH": os.environ["PATH"], "SPARK_HOME": str(home), "SPARK_ARGS_FILE": str(args_file)}
+    subprocess.run([str(SUBMIT)], env={**base, **env}, check=True, capture_output=True)
+    assert args_file.read_text() == expected
+
+
 def test_default_master_is_local(tmp_path):
     args = run_submit(tmp_path, fake_spark_home(tmp_path, "spark-core_2.13-4.0.0.jar"))
     assert args[args.index("--master") + 1] == "local[*]"

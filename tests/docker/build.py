@@ -36,6 +36,9 @@ PACKAGES = (
     "procps",
     "libnss-wrapper",
 )
+# The PostgreSQL stand-in has a root filesystem of its own: adding Debian's postgresql to the
+# one above would rebuild the Kafka and Spark images and grow them for nothing.
+POSTGRES_PACKAGES = ("postgresql",)
 HOST_CA_FILES = (
     Path("/etc/ssl/certs/ca-certificates.crt"),
     Path("/etc/ssl/certs/java/cacerts"),
@@ -106,11 +109,11 @@ def debian_suite() -> str:
     return release["VERSION_CODENAME"].strip('"')
 
 
-def rootfs_image() -> str:
-    """The imported root filesystem (mmdebstrap), built once per package list and sources."""
+def rootfs_image(packages: tuple[str, ...] = PACKAGES, name: str = "rootfs") -> str:
+    """An imported root filesystem (mmdebstrap), built once per package list and sources."""
     suite = debian_suite()
     sources = apt_sources()
-    tag = f"{REPOSITORY}/rootfs:" + digest(suite, *PACKAGES, *(s.read_bytes() for s in sources))
+    tag = f"{REPOSITORY}/{name}:" + digest(suite, *packages, *(s.read_bytes() for s in sources))
     if image_exists(tag):
         return tag
     if shutil.which("mmdebstrap") is None:
@@ -124,7 +127,7 @@ def rootfs_image() -> str:
             [
                 "mmdebstrap",
                 "--variant=apt",
-                f"--include={','.join(PACKAGES)}",
+                f"--include={','.join(packages)}",
                 suite,
                 str(tarball),
                 *(str(s) for s in sources),
@@ -157,7 +160,7 @@ def staged(source: Path, work: Path) -> Path:
 
 
 def build_all() -> dict[str, str]:
-    """Build (or find) the four images; ``{env name: tag}`` for the compose files."""
+    """Build (or find) the test images; ``{env name: tag}`` for the compose files."""
     settings = load_settings()
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=CACHE_DIR) as tmp:
@@ -208,10 +211,30 @@ def build_all() -> dict[str, str]:
             BASE_IMAGE=base,
             SPARK_VERSION=settings.spark_version,
         )
-    images = {"KAFKA_IMAGE": kafka, "SPARK_IMAGE": spark, "PYTHON_IMAGE": python}
+        postgres_rootfs = rootfs_image(POSTGRES_PACKAGES, "postgres-rootfs")
+        major = settings_value("POSTGRES_VERSION").split(".")[0]
+        postgres = build(
+            "postgres",
+            HERE / "postgres",
+            [postgres_rootfs, *tree_digest(HERE / "postgres")],
+            ROOTFS_IMAGE=postgres_rootfs,
+            POSTGRES_MAJOR=major,
+        )
+    images = {
+        "KAFKA_IMAGE": kafka,
+        "SPARK_IMAGE": spark,
+        "PYTHON_IMAGE": python,
+        "POSTGRES_IMAGE": postgres,
+    }
     ENV_FILE.parent.mkdir(parents=True, exist_ok=True)
     ENV_FILE.write_text("".join(f"{k}={v}\n" for k, v in images.items()))
     return images
+
+
+def settings_value(name: str) -> str:
+    from services.settings import read_env_file
+
+    return read_env_file()[name]
 
 
 def main() -> int:

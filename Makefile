@@ -15,9 +15,12 @@ export SPARK_IVY_DIR ?= $(CURDIR)/.cache/ivy
 export PYSPARK_PYTHON ?= $(CURDIR)/$(PY)
 
 COMPOSE ?= docker compose
-COMPOSE_FILES := -f docker-compose.kafka.yml -f docker-compose.spark.yml -f docker-compose.producer.yml
+COMPOSE_FILES := -f docker-compose.kafka.yml -f docker-compose.spark.yml -f docker-compose.producer.yml \
+	-f docker-compose.dashboard.yml
 DC = $(COMPOSE) $(COMPOSE_FILES)
 TOOLS_BIN := .cache/bin
+# The Docker stack's database passwords, one file per role (ignored by git).
+DB_ENV_FILES := postgres/postgres.env postgres/job.env postgres/dashboard.env
 
 ##@ Without Docker (local Kafka from Maven Central, Spark from pip)
 
@@ -71,12 +74,12 @@ job: $(STAMP) ## Run the Spark job locally; pass flags with ARGS="--trigger avai
 ##@ With Docker (Bitnami images; needs a Docker engine and Compose v2)
 
 .PHONY: up
-up: check-docker ## Start Kafka, Spark (master + worker) and the producer; waits until healthy
+up: check-docker $(DB_ENV_FILES) ## Start Kafka, Spark, the producer, PostgreSQL and the dashboard; waits until healthy
 	$(DC) up -d --build --wait
-	@echo "Up. Spark master UI: http://localhost:8080  Count logins: make submit ARGS='--trigger available-now'"
+	@echo "Up. Spark master UI: http://localhost:8080  Count logins: make submit ARGS='--trigger available-now'  Dashboard: http://127.0.0.1:$${DASHBOARD_HOST_PORT:-$$(sed -n 's/^DASHBOARD_HOST_PORT=//p' .env)}"
 
 .PHONY: up-ui
-up-ui: check-docker ## Also start Kafka UI on http://localhost:8088 (compose profile "ui")
+up-ui: check-docker $(DB_ENV_FILES) ## Also start Kafka UI on http://localhost:8088 (compose profile "ui")
 	$(DC) --profile ui up -d --build --wait
 
 .PHONY: submit
@@ -90,6 +93,12 @@ down: check-docker ## Stop and remove the containers; keeps the volumes (data, c
 .PHONY: clean
 clean: check-docker ## Stop and remove the containers and their volumes
 	$(DC) --profile ui down --volumes
+
+# A password file from its committed example, with a new random password (hex, 48 digits).
+$(DB_ENV_FILES): postgres/%.env: | postgres/%.env.example
+	@umask 077 && password="$$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')" \
+	  && sed "s/=change-me$$/=$$password/" "postgres/$*.env.example" >"$@.tmp" && mv "$@.tmp" "$@"
+	@echo "Created $@ with a random password (not committed; make clean, then edit it, to change it)."
 
 .PHONY: logs
 logs: check-docker ## Follow the containers' logs; SERVICE=kafka for one

@@ -18,10 +18,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from services.settings import CACHE_DIR, PROJECT_ROOT
+from tests.support.compose import COMPOSE_FILES
 
 PROJECT = "login-pipeline"
 COMPOSE_BINARY = CACHE_DIR / "bin" / "docker-compose"
 PRODUCER_IMAGE = "login-pipeline/producer:local"
+# The images the compose files build (`make up`), as opposed to the ones they pull.
+BUILT_IMAGES = (
+    PRODUCER_IMAGE,
+    "login-pipeline/dashboard:local",
+    "login-pipeline/spark-db-libs:local",
+)
 
 
 def engine_answers() -> bool:
@@ -79,9 +86,7 @@ class Stack:
         return result
 
     def compose(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        files = [
-            a for f in ("kafka", "spark", "producer") for a in ("-f", f"docker-compose.{f}.yml")
-        ]
+        files = [arg for name in COMPOSE_FILES for arg in ("-f", name)]
         return self.run([str(COMPOSE_BINARY), *files, *args], timeout)
 
     def services(self) -> dict[str, dict]:
@@ -195,3 +200,108 @@ def records_read(output: str) -> int:
     return sum(
         int(n.replace(",", "")) for n in re.findall(r"\] batch \d+: ([\d,]+) records read", output)
     )
+
+
+# The stack's PostgreSQL and dashboard, as a user on this machine reaches them: through the
+# ports published on 127.0.0.1 (.env), with the passwords `make up` wrote to postgres/*.env.
+DB_NAME = "logins"
+
+
+def published_port(variable: str) -> int:
+    from services.settings import read_env_file
+
+    return int(read_env_file()[variable])
+
+
+def password(env_file: str) -> str:
+    """The one password in ``postgres/<env_file>.env``."""
+    from dotenv import dotenv_values
+
+    (value,) = dotenv_values(PROJECT_ROOT / "postgres" / f"{env_file}.env").values()
+    assert value, env_file
+    return value
+
+
+def connect(user: str, env_file: str):  # -> pg8000.native.Connection
+    import pg8000.native
+
+    return pg8000.native.Connection(
+        user,
+        password=password(env_file),
+        host="127.0.0.1",
+        port=published_port("POSTGRES_HOST_PORT"),
+        database=DB_NAME,
+        timeout=30,
+    )
+
+
+def database_monthly(user: str = "pipeline", env_file: str = "job") -> dict[str, tuple[int, ...]]:
+    """The job's monthly table in PostgreSQL, as ``month -> (logins, successful, failed)``."""
+    connection = connect(user, env_file)
+    try:
+        rows = connection.run(
+            "SELECT period, logins, successful, failed FROM login_counts "
+            "WHERE period_kind = 'month' ORDER BY period"
+        )
+    finally:
+        connection.close()
+    return {period: (logins, ok, failed) for period, logins, ok, failed in rows}
+
+
+def dashboard_url(path: str = "/") -> str:
+    return f"http://127.0.0.1:{published_port('DASHBOARD_HOST_PORT')}{path}"
+
+
+def dashboard_table() -> list[list[str]]:
+    """The rows of the dashboard's counts table (header first), from the layout that Dash
+    serves a browser on every page load (``/_dash-layout``: the page's components as JSON)."""
+    import urllib.request
+
+    with urllib.request.urlopen(dashboard_url("/_dash-layout"), timeout=30) as response:
+        layout = json.load(response)
+
+    def find(node: object, wanted: str) -> dict | None:
+        if isinstance(node, dict):
+            if node.get("props", {}).get("id") == wanted:
+                return node
+            children = node.get("props", {}).get("children")
+            return find(children, wanted) if children is not None else None
+        if isinstance(node, list):
+            for child in node:
+                found = find(child, wanted)
+                if found:
+                    return found
+        return None
+
+    def texts(node: object) -> list[str]:
+        if isinstance(node, (str, int, float)):
+            return [str(node)]
+        if isinstance(node, list):
+            return [t for child in node for t in texts(child)]
+        if isinstance(node, dict):
+            return texts(node.get("props", {}).get("children", []))
+        return []
+
+    table = find(layout, "counts-table")
+    assert table is not None, f"no counts table on the dashboard: {json.dumps(layout)[:2000]}"
+    rows = []
+    for section in table["props"]["children"]:  # Thead, Tbody
+        body = section["props"]["children"]
+        for row in body if isinstance(body, list) else [body]:
+            rows.append(texts(row))
+    return rows
+
+
+def expected_dashboard_rows(expected: dict[str, tuple[int, int, int]]) -> list[list[str]]:
+    """The counts table as the dashboard must show it: one row per month and the total,
+    with thousands separators and the failure rate in percent, two decimals."""
+
+    def row(label: str, logins: int, successful: int, failed: int, rate: float) -> list[str]:
+        return [label, f"{logins:,}", f"{successful:,}", f"{failed:,}", f"{rate:.2f} %"]
+
+    logins, successful, failed = (sum(c[i] for c in expected.values()) for i in range(3))
+    return [
+        ["month", "logins", "successful", "failed", "failure rate"],
+        *(row(m, *c, 100 * (c[2] / c[0])) for m, c in sorted(expected.items())),
+        row("total", logins, successful, failed, 100 * failed / logins),
+    ]

@@ -19,15 +19,21 @@ import select
 import signal
 import subprocess
 import time
+import urllib.request
 
 import pytest
 
 from services.settings import PROJECT_ROOT
 from tests.docker.stack import (
-    PRODUCER_IMAGE,
+    BUILT_IMAGES,
     MemorySampler,
     Stack,
+    connect,
+    dashboard_table,
+    dashboard_url,
+    database_monthly,
     engine_answers,
+    expected_dashboard_rows,
     last_monthly_table,
     project_leftovers,
     records_read,
@@ -118,6 +124,40 @@ def csv_table(stack: Stack) -> dict[str, tuple[int, int, int]]:
     return {month: (int(a), int(b), int(c)) for month, a, b, c in rows}
 
 
+def sql_error(connection, statement: str) -> str:
+    """The SQLSTATE that ``statement`` fails with (it must fail)."""
+    from pg8000.exceptions import DatabaseError
+
+    try:
+        connection.run(statement)
+    except DatabaseError as exc:
+        return exc.args[0]["C"]
+    raise AssertionError(f"{statement!r} succeeded")
+
+
+def assert_the_dashboard_role_reads_and_cannot_write(expected: dict) -> None:
+    """The read-only role reads the job's tables; it can write nothing, even in a
+    transaction it makes writable: no privilege on the tables, the schema or temp tables."""
+    assert database_monthly(user="dashboard", env_file="dashboard") == expected
+    insert = "INSERT INTO login_counts VALUES ('month', '1999-01', 1, 1, 0, 0)"
+    connection = connect("dashboard", "dashboard")
+    try:
+        assert sql_error(connection, insert) == "25006"  # read-only transaction
+        for statement in (
+            insert,
+            "UPDATE login_counts SET logins = 0",
+            "DELETE FROM batch_progress",
+            "CREATE TABLE mine (x int)",
+            "CREATE TEMP TABLE mine (x int)",
+        ):
+            connection.run("START TRANSACTION READ WRITE")
+            assert sql_error(connection, statement) == "42501", statement  # no privilege
+            connection.run("ROLLBACK")
+    finally:
+        connection.close()
+    assert database_monthly(user="dashboard", env_file="dashboard") == expected
+
+
 def driver_processes(stack: Stack) -> str:
     """Python drivers of the job still running inside spark-master (empty if none)."""
     result = stack.compose("exec", "-T", "spark-master", "pgrep", "-af", "monthly_logins.py")
@@ -180,14 +220,14 @@ def interrupt_live_submit_in_a_terminal(stack: Stack) -> str:
 
 def test_readme_walkthrough_on_a_real_engine(stack: Stack):
     measured: dict[str, object] = {}
-    # Cold: the producer image is built from scratch (the test images are fixtures).
-    subprocess.run(
-        ["docker", "image", "rm", "-f", PRODUCER_IMAGE], capture_output=True, check=False
-    )
+    # Cold: the images of the compose files are built from scratch (the test images, which
+    # stand in for pulled ones, are fixtures).
+    subprocess.run(["docker", "image", "rm", "-f", *BUILT_IMAGES], capture_output=True, check=False)
     subprocess.run(["docker", "builder", "prune", "-af"], capture_output=True, check=False)
     measured["up_cold_s"], up = timed(lambda: stack.make("up", record="make up"))
     assert up.returncode == 0, up.stdout + up.stderr
     assert "Up. Spark master UI: http://localhost:8080" in up.stdout
+    assert "Dashboard: http://127.0.0.1:8050" in up.stdout
     try:
         run_walkthrough(stack, measured)
     finally:
@@ -202,10 +242,16 @@ def test_readme_walkthrough_on_a_real_engine(stack: Stack):
 
 def run_walkthrough(stack: Stack, measured: dict[str, object]) -> None:
     services = stack.services()
-    for name in ("kafka", "spark-master", "spark-worker"):
+    for name in ("kafka", "spark-master", "spark-worker", "postgres", "dashboard"):
         assert services[name]["Health"] == "healthy", services[name]
-    assert services["volume-permissions"]["State"] == "exited"
-    assert services["volume-permissions"]["ExitCode"] == 0
+    for name in ("volume-permissions", "spark-db-libs"):
+        assert services[name]["State"] == "exited", services[name]
+        assert services[name]["ExitCode"] == 0, services[name]
+    # The dashboard answers, and says that the database has no data yet.
+    with urllib.request.urlopen(dashboard_url("/"), timeout=30) as page:
+        assert page.status == 200
+    with urllib.request.urlopen(dashboard_url("/_dash-layout"), timeout=30) as layout:
+        assert "No data yet: start the job (" in layout.read().decode()
     stack.transcripts["make ps"] = stack.make("ps").stdout
 
     # Nothing listens on a host address other than loopback.
@@ -213,11 +259,11 @@ def run_walkthrough(stack: Stack, measured: dict[str, object]) -> None:
     proxies = [line.split()[3] for line in listening.splitlines() if "docker-proxy" in line]
     assert proxies and all(a.startswith("127.0.0.1:") for a in proxies), proxies
 
-    # The producer runs as a non-root user on a read-only root filesystem.
-    producer = stack.inspect("producer")
-    assert producer["HostConfig"]["ReadonlyRootfs"] is True
-    uid = stack.compose("exec", "-T", "producer", "id", "-u")
-    assert uid.returncode == 0 and uid.stdout.strip() == "10001", uid
+    # The producer and the dashboard run as non-root users on read-only root filesystems.
+    for name, user in (("producer", "10001"), ("dashboard", "10002")):
+        assert stack.inspect(name)["HostConfig"]["ReadonlyRootfs"] is True, name
+        uid = stack.compose("exec", "-T", name, "id", "-u")
+        assert uid.returncode == 0 and uid.stdout.strip() == user, uid
 
     # Spark's daemon scripts were not told to rsync from a "SPARK_MASTER" directory.
     assert "rsync" not in stack.logs("spark-master")
@@ -235,6 +281,11 @@ def run_walkthrough(stack: Stack, measured: dict[str, object]) -> None:
     assert_table_matches(submit.stdout, expected_monthly(events))
     assert records_read(submit.stdout) == first
     assert csv_table(stack) == expected_monthly(events)
+    # The job wrote PostgreSQL, as its writer role; the dashboard shows those numbers.
+    assert "Database: postgresql+pg8000://pipeline:***@postgres:5432/logins" in submit.stdout
+    assert database_monthly() == expected_monthly(events)
+    assert dashboard_table() == expected_dashboard_rows(expected_monthly(events))
+    assert_the_dashboard_role_reads_and_cannot_write(expected_monthly(events))
     peak, per_container = memory.peak
     measured["submit_peak_memory_bytes"] = peak
     measured["submit_peak_memory_by_container"] = per_container
@@ -261,6 +312,10 @@ def run_walkthrough(stack: Stack, measured: dict[str, object]) -> None:
     assert records_read(resumed.stdout) == second - first  # only the new records
     assert_table_matches(resumed.stdout, expected_monthly(events))
     assert csv_table(stack) == expected_monthly(events)
+    # The database kept the first run's rows across down/up and has the new ones; the
+    # running dashboard shows them on its next page load.
+    assert database_monthly() == expected_monthly(events)
+    assert dashboard_table() == expected_dashboard_rows(expected_monthly(events))
 
     # With Kafka stopped (its name no longer resolves), the job says so and exits 3.
     assert stack.compose("stop", "kafka").returncode == 0

@@ -14,6 +14,7 @@ COMPOSE_FILES = (
     "docker-compose.kafka.yml",
     "docker-compose.spark.yml",
     "docker-compose.producer.yml",
+    "docker-compose.dashboard.yml",
 )
 
 

@@ -11,13 +11,18 @@ import re
 import subprocess
 
 import pytest
+import yaml
 
-from consumer.options import build_parser
+from consumer.options import DB_PASSWORD_ENV, build_parser
+from dashboard.__main__ import DB_PASSWORD_ENV as DASHBOARD_PASSWORD_ENV
+from dashboard.__main__ import build_parser as dashboard_parser
 from producer.config import OPTION_GROUPS
-from services.settings import PROJECT_ROOT, load_settings
+from services.settings import PROJECT_ROOT, load_settings, read_env_file
 from tests.support.compose import COMPOSE_FILES, compose, compose_model
 
 SETTINGS = load_settings()
+ENV = read_env_file()
+DOCKERFILES = ("producer/Dockerfile", "dashboard/Dockerfile", "consumer/db-libs.Dockerfile")
 
 
 @functools.cache
@@ -64,7 +69,11 @@ def test_images_are_pinned_to_the_versions_in_env():
     assert services["kafka"]["image"] == f"docker.io/bitnamilegacy/kafka:{SETTINGS.kafka_version}"
     for name in ("spark-master", "spark-worker", "volume-permissions"):
         assert services[name]["image"] == f"docker.io/bitnamilegacy/spark:{SETTINGS.spark_version}"
-    assert services["producer"]["build"]["args"]["PYTHON_IMAGE"] == SETTINGS.python_image
+    for name in ("producer", "dashboard", "spark-db-libs"):
+        assert services[name]["build"]["args"]["PYTHON_IMAGE"] == SETTINGS.python_image, name
+    assert services["postgres"]["image"] == (
+        f"docker.io/library/postgres:{ENV['POSTGRES_VERSION']}-bookworm"
+    )
     for name, service in services.items():
         image = service.get("image", "")
         assert ":" in image and not image.endswith(":latest"), name
@@ -78,8 +87,15 @@ def test_dependencies_wait_for_health():
     assert services["spark-master"]["depends_on"]["volume-permissions"]["condition"] == (
         "service_completed_successfully"
     )
-    for name in ("kafka", "spark-master", "spark-worker"):
+    for name in ("spark-master", "dashboard"):
+        assert services[name]["depends_on"]["postgres"]["condition"] == "service_healthy", name
+    assert services["spark-master"]["depends_on"]["spark-db-libs"]["condition"] == (
+        "service_completed_successfully"
+    )
+    for name in ("kafka", "spark-master", "spark-worker", "postgres", "dashboard"):
         assert services[name]["healthcheck"]["test"][0] in ("CMD", "CMD-SHELL"), name
+    # Ready means ready over TCP: the image's first start runs a socket-only server.
+    assert "--host=127.0.0.1" in services["postgres"]["healthcheck"]["test"]
 
 
 def test_every_published_port_is_bound_to_localhost_only():
@@ -92,11 +108,17 @@ def test_every_published_port_is_bound_to_localhost_only():
     assert all(port["host_ip"] == "127.0.0.1" for _, port in published), published
     kafka_port = merged()["services"]["kafka"]["ports"][0]
     assert kafka_port["published"] == SETTINGS.bootstrap_servers.rsplit(":", 1)[1]
+    for name, variable, target in (
+        ("postgres", "POSTGRES_HOST_PORT", 5432),
+        ("dashboard", "DASHBOARD_HOST_PORT", 8050),
+    ):
+        (port,) = merged()["services"][name]["ports"]
+        assert (port["published"], port["target"]) == (ENV[variable], target), name
 
 
 def test_data_lives_in_named_volumes_and_code_is_mounted_read_only():
     volumes = set(merged()["volumes"])
-    assert volumes == {"kafka_data", "spark_data", "ivy_cache"}
+    assert volumes == {"kafka_data", "spark_data", "ivy_cache", "postgres_data", "spark_db_libs"}
     for name, service in merged()["services"].items():
         for mount in service.get("volumes", []):
             if mount["type"] == "volume":
@@ -106,6 +128,7 @@ def test_data_lives_in_named_volumes_and_code_is_mounted_read_only():
                 assert mount["source"] in (
                     str(PROJECT_ROOT / "consumer"),
                     str(PROJECT_ROOT / "contract"),
+                    str(PROJECT_ROOT / "postgres" / "initdb"),
                 )
     # The state store is written by executors: the same volume at the same path everywhere.
     data_mounts = {
@@ -119,7 +142,21 @@ def test_data_lives_in_named_volumes_and_code_is_mounted_read_only():
         "spark-master": "/data",
         "spark-worker": "/data",
     }
+    postgres_mounts = {m["target"]: m for m in merged()["services"]["postgres"]["volumes"]}
+    assert postgres_mounts["/var/lib/postgresql/data"]["source"] == "postgres_data"
+    assert postgres_mounts["/docker-entrypoint-initdb.d"]["read_only"]
+    libs = {
+        name: (m["target"], m.get("read_only", False))
+        for name, s in merged()["services"].items()
+        for m in s.get("volumes", [])
+        if m.get("source") == "spark_db_libs"
+    }
+    assert libs == {
+        "spark-db-libs": ("/target", False),
+        "spark-master": ("/opt/pipeline/db-libs", True),
+    }
     master_env = merged()["services"]["spark-master"]["environment"]
+    assert master_env["CONSUMER_PYTHONPATH"] == "/opt/pipeline/db-libs"
     assert master_env["CONSUMER_CHECKPOINT_DIR"].startswith("/data/")
     assert master_env["CONSUMER_OUTPUT_DIR"].startswith("/data/")
     assert master_env["SPARK_IVY_DIR"] == "/ivy"
@@ -148,9 +185,12 @@ def test_environment_names_are_the_ones_the_code_reads():
     assert set(merged()["services"]["producer"]["environment"]) <= producer_env
     job_env = env_names_in_help(build_parser({}))
     master_env = set(merged()["services"]["spark-master"]["environment"])
+    job_env |= {DB_PASSWORD_ENV}  # from postgres/job.env, when it exists
     assert master_env <= job_env | SUBMIT_ENV | BITNAMI_SPARK_ENV, (
         master_env - job_env - SUBMIT_ENV - BITNAMI_SPARK_ENV
     )
+    dashboard_env = set(merged()["services"]["dashboard"]["environment"])
+    assert dashboard_env <= env_names_in_help(dashboard_parser({})) | {DASHBOARD_PASSWORD_ENV}
     assert set(merged()["services"]["spark-worker"]["environment"]) <= BITNAMI_SPARK_ENV | {
         "PYSPARK_PYTHON"
     }
@@ -162,7 +202,7 @@ def test_containers_reach_kafka_on_its_internal_listener():
     kafka_env = merged()["services"]["kafka"]["environment"]
     assert "INTERNAL://kafka:29092" in kafka_env["KAFKA_CFG_ADVERTISED_LISTENERS"]
     assert f"HOST://{SETTINGS.bootstrap_servers}" in kafka_env["KAFKA_CFG_ADVERTISED_LISTENERS"]
-    for name in ("producer", "spark-master"):
+    for name in ("producer", "spark-master", "dashboard"):
         assert merged()["services"][name]["environment"]["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:29092"
     assert merged()["services"]["kafka-ui"]["environment"]["KAFKA_CLUSTERS_0_BOOTSTRAPSERVERS"] == (
         "kafka:29092"
@@ -171,12 +211,12 @@ def test_containers_reach_kafka_on_its_internal_listener():
 
 def test_only_the_volume_permission_step_runs_as_root_and_no_secrets_are_committed():
     for name, service in merged()["services"].items():
-        if name == "volume-permissions":
+        if name in ("volume-permissions", "spark-db-libs"):  # one-shot steps on volumes
             assert service["user"] == "0" and service["network_mode"] == "none"
         else:
             assert service.get("user") in (None, ""), name
-    dockerfile = (PROJECT_ROOT / "producer/Dockerfile").read_text()
-    assert re.search(r"^USER 10001$", dockerfile, re.M)
+    for path, uid in (("producer/Dockerfile", 10001), ("dashboard/Dockerfile", 10002)):
+        assert re.search(rf"^USER {uid}$", (PROJECT_ROOT / path).read_text(), re.M), path
     for name in COMPOSE_FILES:
         assert not re.search(
             r"(?i)(password|secret|token)\s*[:=]", (PROJECT_ROOT / name).read_text()
@@ -197,8 +237,9 @@ def hadolint(path) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(binary), str(path)], capture_output=True, text=True, check=False)
 
 
-def test_producer_dockerfile_passes_hadolint():
-    result = hadolint(PROJECT_ROOT / "producer/Dockerfile")
+@pytest.mark.parametrize("path", [*DOCKERFILES, "tests/docker/postgres/Dockerfile"])
+def test_dockerfiles_pass_hadolint(path):
+    result = hadolint(PROJECT_ROOT / path)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -220,14 +261,15 @@ def test_dockerignore_admits_only_what_the_image_needs():
     assert lines[0] == "*", "the context must start from nothing and admit what it needs"
     admitted = {line[1:] for line in lines if line.startswith("!")}
     assert ".env" not in admitted and ".venv/" not in admitted
-    for copied in re.findall(
-        r"^COPY (.+) \S+$", (PROJECT_ROOT / "producer/Dockerfile").read_text(), re.M
-    ):
-        for source in copied.split():
-            assert source in admitted, source
+    for dockerfile in DOCKERFILES:
+        for copied in re.findall(r"^COPY (.+) \S+$", (PROJECT_ROOT / dockerfile).read_text(), re.M):
+            for source in copied.split():
+                folder = source.split("/", 1)[0] + "/"
+                assert source in admitted or folder in admitted, (dockerfile, source)
 
 
-def test_the_image_gets_every_package_that_pyproject_lists():
+@pytest.mark.parametrize("dockerfile", ["producer/Dockerfile", "dashboard/Dockerfile"])
+def test_the_image_gets_every_package_that_pyproject_lists(dockerfile):
     """`pip install .` in the image fails if a listed package directory is missing."""
     import tomllib
 
@@ -235,8 +277,104 @@ def test_the_image_gets_every_package_that_pyproject_lists():
         "packages"
     ]
     admitted = {line[1:] for line in dockerignore_entries() if line.startswith("!")}
-    copied = re.findall(r"^COPY (\S+) ", (PROJECT_ROOT / "producer/Dockerfile").read_text(), re.M)
+    copied = re.findall(r"^COPY (\S+) ", (PROJECT_ROOT / dockerfile).read_text(), re.M)
     for package in packages:
         init = f"{package}/__init__.py"
         assert init in admitted or f"{package}/" in admitted, package
         assert init in copied or f"{package}/" in copied, package
+
+
+def test_the_job_writes_to_postgres_only_with_the_dashboard_file():
+    """The Spark file alone (an existing Kafka, say) has no database to write to."""
+    alone = compose_model("docker-compose.spark.yml")["services"]["spark-master"]["environment"]
+    assert alone["CONSUMER_DB_URL"] == "off"
+    master = merged()["services"]["spark-master"]["environment"]
+    assert master["CONSUMER_DB_URL"] == "postgresql+pg8000://pipeline@postgres:5432/logins"
+
+
+def test_each_role_is_the_one_the_server_creates_with_the_password_its_client_gets():
+    from sqlalchemy.engine import make_url
+
+    services = merged()["services"]
+    server = services["postgres"]["environment"]
+    for client, url_variable, role_variable in (
+        ("spark-master", "CONSUMER_DB_URL", "JOB_ROLE"),
+        ("dashboard", "DASHBOARD_DB_URL", "DASHBOARD_ROLE"),
+    ):
+        url = make_url(services[client]["environment"][url_variable])
+        assert url.password is None, client  # the password comes from an env file
+        assert (url.username, url.host, url.port, url.database) == (
+            server[role_variable], "postgres", 5432, server["POSTGRES_DB"]
+        )  # fmt: skip
+    # Compose's model merges the files' variables into `environment`: read the file itself.
+    raw = yaml.safe_load((PROJECT_ROOT / "docker-compose.dashboard.yml").read_text())
+    env_files = {
+        name: [(f["path"], f["required"]) for f in s["env_file"]]
+        for name, s in raw["services"].items()
+        if "env_file" in s
+    }
+    # Not required, so `compose config` works before `make up` has made them; without them
+    # the server refuses to start (no superuser password) and says so.
+    assert env_files == {
+        "postgres": [
+            ("postgres/postgres.env", False),
+            ("postgres/job.env", False),
+            ("postgres/dashboard.env", False),
+        ],
+        "spark-master": [("postgres/job.env", False)],
+        "dashboard": [("postgres/dashboard.env", False)],
+    }
+
+
+@pytest.mark.parametrize(
+    ("name", "variable"),
+    [
+        ("postgres", "POSTGRES_PASSWORD"),
+        ("job", DB_PASSWORD_ENV),
+        ("dashboard", DASHBOARD_PASSWORD_ENV),
+    ],
+)
+def test_password_files_have_committed_examples_and_are_never_committed(name, variable):
+    example = PROJECT_ROOT / "postgres" / f"{name}.env.example"
+    lines = [ln for ln in example.read_text().splitlines() if ln and not ln.startswith("#")]
+    assert lines == [f"{variable}=change-me"]  # the placeholder `make up` replaces
+    ignored = subprocess.run(
+        ["git", "check-ignore", "-q", f"postgres/{name}.env"], cwd=PROJECT_ROOT, check=False
+    )
+    assert ignored.returncode == 0, f"postgres/{name}.env is not ignored by git"
+    assert subprocess.run(
+        ["git", "check-ignore", "-q", f"postgres/{name}.env.example"], cwd=PROJECT_ROOT,
+        check=False,
+    ).returncode == 1  # fmt: skip
+    init = (PROJECT_ROOT / "postgres/initdb/10-roles.sh").read_text()
+    if variable != "POSTGRES_PASSWORD":  # the official image's own variable
+        assert f"\\getenv {'job' if name == 'job' else 'reader'}_password {variable}" in init
+
+
+def test_make_up_creates_the_password_files_with_random_passwords(tmp_path):
+    """The Makefile's rule, run in a copy of the folder: new files, one password each."""
+    import shutil
+
+    shutil.copytree(
+        PROJECT_ROOT / "postgres", tmp_path / "postgres", ignore=shutil.ignore_patterns("*.env")
+    )
+    shutil.copy(PROJECT_ROOT / "Makefile", tmp_path / "Makefile")
+    files = ["postgres/postgres.env", "postgres/job.env", "postgres/dashboard.env"]
+    result = subprocess.run(
+        ["make", "--no-print-directory", *files], cwd=tmp_path, capture_output=True, text=True,
+        check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    passwords = []
+    for name in files:
+        path = tmp_path / name
+        assert path.stat().st_mode & 0o077 == 0, name  # readable by its owner only
+        (line,) = [ln for ln in path.read_text().splitlines() if ln and not ln.startswith("#")]
+        passwords.append(line.split("=", 1)[1])
+    assert all(re.fullmatch(r"[0-9a-f]{48}", p) for p in passwords), passwords
+    assert len(set(passwords)) == 3
+    again = subprocess.run(
+        ["make", "--no-print-directory", *files], cwd=tmp_path, capture_output=True, text=True,
+        check=False,
+    )  # fmt: skip
+    assert "Created" not in again.stdout  # kept, never regenerated

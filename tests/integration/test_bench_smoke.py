@@ -35,8 +35,10 @@ def test_bench_smoke_runs_every_step_and_reports_each_figure_with_its_reference(
     assert references["Producer (kafka-python), generation included"] == (
         "bare kafka-python loop, pre-built records"
     )
+    sustained_name = "Highest sustained rate (live, 1s trigger, flat lag for 12 s)"
     for name, figure in figures.items():
-        assert figure["value"] > 0 and figure["reference_value"] > 0, name
+        assert figure["reference_value"] > 0, name
+        assert figure["value"] > 0 or name == sustained_name, name
     perf_test = figures["Producer (kafka-python) vs Kafka's tool"]
     assert perf_test["command"].startswith("kafka-producer-perf-test --topic bench-perf")
     # Reproducible as written: the bench broker's random port is not in the command.
@@ -53,11 +55,15 @@ def test_bench_smoke_runs_every_step_and_reports_each_figure_with_its_reference(
     latency = figures["End-to-end latency p95 (live, 1s trigger)"]
     assert f"at {SMOKE.latency_rate:,} events/s" in latency["detail"]
     assert latency["higher_is_better"] is False
-    sustained = figures["Highest sustained rate (live, 1s trigger, flat lag for 12 s)"]
-    # Each step the job held is named with its lag; smoke rates are far below capacity.
-    assert sustained["value"] == max(SMOKE.sustained_rates), sustained["detail"]
-    for rate in SMOKE.sustained_rates:
-        assert f"{rate:,}/s: lag " in sustained["detail"]
+    # Every step is reported with its lag, and the figure is the last step held: the one
+    # before the first step marked as growing or out of the producer's reach (a loaded
+    # machine may not hold even the smoke rates, so which step that is is not fixed here).
+    steps = figures[sustained_name]["detail"].split("; ")
+    assert steps[0].startswith(f"{SMOKE.sustained_rates[0]:,}/s: lag ")
+    held = [s for s in steps if "(growing)" not in s and "(producer reached" not in s]
+    assert steps[: len(held)] == held
+    expected = int(held[-1].split("/s")[0].replace(",", "")) if held else 0
+    assert figures[sustained_name]["value"] == expected
     memory = figures["Peak memory (RSS) of make demo, all processes"]
     assert all(role in memory["detail"] for role in ("broker", "producer", "spark"))
     text = output.read_text()

@@ -131,7 +131,7 @@ test-docker: $(STAMP) tools ## The README's Docker walkthrough on a real engine 
 	$(PY) scripts/docker_report.py
 
 .PHONY: bench
-bench: $(STAMP) ## Benchmarks against Kafka's own tools (5 to 10 minutes); writes docs/PERFORMANCE.md
+bench: $(STAMP) ## Benchmarks against a minimal Spark job and Kafka's tools (about 15 minutes); writes docs/PERFORMANCE.md
 	$(PY) -m bench.run
 
 .PHONY: reliability

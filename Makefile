@@ -124,6 +124,11 @@ test: $(STAMP) lint tools ## Lint, then every test: unit and integration (real K
 test-unit: $(STAMP) ## Unit tests only (no services, seconds)
 	$(PY) -m pytest -m "not integration"
 
+.PHONY: test-dashboard
+test-dashboard: $(STAMP) ## The dashboard in headless Chromium; records its page load in docs/PERFORMANCE.md
+	$(PY) -m pytest tests/integration/test_dashboard_browser.py
+	$(PY) scripts/dashboard_report.py
+
 .PHONY: test-docker
 test-docker: $(STAMP) tools ## The README's Docker walkthrough on a real engine (local test images; starts the engine as root on Debian)
 	tests/docker/engine.sh

@@ -688,14 +688,17 @@ NOTES = """## What limits the figures, and what was tried
 """
 
 
-def with_docker_section(report: str, page: Path) -> str:
-    """Keep the Docker stack section that ``make test-docker`` wrote into ``page``."""
-    from scripts.docker_report import END, START, replace_section
+def with_kept_sections(report: str, page: Path) -> str:
+    """Keep the sections that ``make test-docker`` and ``make test-dashboard`` wrote."""
+    from scripts import dashboard_report, docker_report
 
     old = page.read_text() if page.exists() else ""
-    if START not in old or END not in old:
-        return report
-    return replace_section(report, START + old.split(START, 1)[1].split(END, 1)[0] + END)
+    for start, end in ((docker_report.START, docker_report.END),
+                       (dashboard_report.START, dashboard_report.END)):  # fmt: skip
+        if start in old and end in old:
+            kept = start + old.split(start, 1)[1].split(end, 1)[0] + end
+            report = docker_report.replace_section(report, kept, start, end)
+    return report
 
 
 def render(
@@ -806,7 +809,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"regression: {change.name}: {change.describe()}", file=sys.stderr)
     report = render(figures, machine_description(), sizes, args.smoke, changes)
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(with_docker_section(report, args.output))
+    args.output.write_text(with_kept_sections(report, args.output))
     (args.output.with_suffix(".json")).write_text(
         json.dumps([{**asdict(f), "ratio": f.ratio} for f in figures], indent=2) + "\n"
     )

@@ -69,10 +69,11 @@ def render(figures: dict) -> str:
     )
 
 
-def replace_section(page: str, section: str) -> str:
-    if START in page and END in page:
-        before, rest = page.split(START, 1)
-        return before + section + rest.split(END, 1)[1]
+def replace_section(page: str, section: str, start: str = START, end: str = END) -> str:
+    """``page`` with the section between ``start`` and ``end`` replaced (or appended)."""
+    if start in page and end in page:
+        before, rest = page.split(start, 1)
+        return before + section + rest.split(end, 1)[1]
     return page.rstrip("\n") + "\n\n" + section + "\n"
 
 

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from bench.probes import MemorySampler, kafka_tool, machine_description
 from bench.regression import THRESHOLD, Change, committed_baseline, compare
+from consumer.database import parse_offset_log
 from consumer.options import QUERY_CHECKPOINT
 from contract.tables import DEFAULT_PERIOD, PERIODS, read_counts
 from producer.events import LoginEventGenerator, LoginRecord
@@ -451,13 +452,18 @@ def live_job(broker: LocalKafka, topic: str, files: Path) -> Iterator[Path]:
             job.wait(timeout=120)
 
 
+def end_offsets(offsets_file: Path) -> dict[int, int]:
+    """Per partition, where a batch of the offset log ends (the job's own reader of it)."""
+    offsets = parse_offset_log(offsets_file.read_text()).offsets
+    return {int(p): o for p, o in next(iter(offsets.values())).items()}
+
+
 def committed_offsets(query_dir: Path) -> dict[int, int]:
     """End offsets (per partition) of the newest committed batch of the query."""
     batches = [int(p.name) for p in (query_dir / "commits").glob("[0-9]*")]
     if not batches:
         return {}
-    text = (query_dir / "offsets" / str(max(batches))).read_text().splitlines()[-1]
-    return {int(p): o for p, o in next(iter(json.loads(text).values())).items()}
+    return end_offsets(query_dir / "offsets" / str(max(batches)))
 
 
 def wait_until_counted(broker: LocalKafka, topic: str, query_dir: Path, timeout_s: float) -> None:
@@ -563,9 +569,7 @@ def _latencies(broker: LocalKafka, topic: str, checkpoint: Path) -> list[float]:
                          if p.name.isdigit() else -1):  # fmt: skip
         if not commit.name.isdigit():
             continue
-        offsets_text = (checkpoint / "offsets" / commit.name).read_text().splitlines()[-1]
-        end_offsets = next(iter(json.loads(offsets_text).values()))
-        batches.append((commit.stat().st_mtime, {int(p): o for p, o in end_offsets.items()}))
+        batches.append((commit.stat().st_mtime, end_offsets(checkpoint / "offsets" / commit.name)))
     latencies = []
     for record in read_topic(broker.bootstrap_servers, topic, 10**9, timeout_s=10):
         created = datetime.fromisoformat(

@@ -124,14 +124,15 @@ def read_kafka(spark: SparkSession, options: JobOptions) -> DataFrame:
 
 
 def counting_query(
-    spark: SparkSession, options: JobOptions
+    spark: SparkSession, options: JobOptions, records: DataFrame
 ) -> tuple[DataStreamWriter, TableOutput]:
-    """The one streaming query, ready to start: read, classify, drop repeats, count, write.
+    """The one streaming query on ``records`` (:func:`read_kafka`), ready to start: classify,
+    drop repeats, count, write.
 
     Its sink prints and writes the whole table after every batch, and has the batch's
     rejected records quarantined. Two observed metrics give the per-batch line its counts.
     """
-    classified = classify_records(read_kafka(spark, options), options.max_future_seconds)
+    classified = classify_records(records, options.max_future_seconds)
     observed = classified.observe(
         "batch",
         F.count(F.lit(1)).alias("records"),
@@ -224,7 +225,7 @@ def run(spark: SparkSession, options: JobOptions, stop: StopRequest) -> None:
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="check-kafka") as pool:
         kafka_checked = pool.submit(check_kafka, spark, options)
         try:
-            writer, output = counting_query(spark, options)
+            writer, output = counting_query(spark, options, read_kafka(spark, options))
         finally:
             kafka_checked.result()  # raises the check's JobError, before any other error
     if stop.requested.is_set():

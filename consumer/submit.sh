@@ -2,6 +2,8 @@
 # Submit consumer/monthly_logins.py with the Kafka connector that matches the Spark running it.
 #
 #   consumer/submit.sh [JOB FLAGS...]      e.g. consumer/submit.sh --trigger available-now
+#   consumer/submit.sh --prepare           only resolve the connector and record Spark's
+#                                          classes (both happen once, on the first start)
 #
 # The same script runs on the host (pyspark from pip) and inside the Bitnami Spark
 # container (`make submit`). Environment:
@@ -12,6 +14,7 @@
 #   SPARK_DRIVER_MEMORY  driver memory (default 1g)
 #   SPARK_EXECUTOR_MEMORY  executor memory on a cluster (default: Spark's, 1g)
 #   SPARK_SUBMIT_EXTRA   extra spark-submit options, split on spaces
+#   CONSUMER_CLASS_ARCHIVE  off: no class data sharing archive (see below; default on)
 #   CONSUMER_PYTHONPATH  folders put first on the Python driver's PYTHONPATH (the Docker stack
 #                        mounts SQLAlchemy and pg8000 there: the Spark image has neither)
 set -euo pipefail
@@ -105,13 +108,58 @@ with zipfile.ZipFile(target, "w") as archive:
             archive.write(path, f"{package}/{path.name}")
 PY
 
+# Class data sharing (CDS): most of a start is the JVM loading Spark's classes one by one.
+# Once per Spark install and Java, consumer/class_archive.py runs the job's query on a few
+# events with -XX:ArchiveClassesAtExit, which records every class it loaded into an archive
+# next to Ivy's cache; later starts map that archive (-XX:SharedArchiveFile) instead. The
+# archive's name is keyed by the java binary and Spark's jars, so another Java or Spark
+# records its own; the JVM also checks the archive itself and quietly ignores one that does
+# not fit (-Xlog:cds=off). If recording fails, its log stays next to the archive and later
+# starts go on without one. CONSUMER_CLASS_ARCHIVE=off turns all of this off.
+java_options="-Dlog4j2.configurationFile=file:$here/log4j2.properties"
+class_archive=""
+if [[ "${CONSUMER_CLASS_ARCHIVE:-on}" != off && -n "$ivy_home" ]]; then
+  java_bin="$(readlink -f "$(command -v "${JAVA_HOME:+$JAVA_HOME/bin/}java")" 2>/dev/null || true)"
+  archive_key="$({ echo "$java_bin"; ls -l "$SPARK_HOME/jars"; } | cksum | cut -d" " -f1)"
+  class_archive="$ivy_home/class-archives/spark-$spark_version-$archive_key.jsa"
+fi
+
+record_classes() { # run consumer/class_archive.py once, keeping the archive its JVM writes
+  local recording="$class_archive.$$.tmp"
+  mkdir -p "$(dirname "$class_archive")" || return 1
+  echo "spark-submit: recording the classes Spark loads, once, so that later starts are faster (about half a minute)..." >&2
+  if "$spark_submit" --master "local[*]" --py-files "$work/job.zip" \
+    --conf "spark.driver.extraJavaOptions=$java_options -XX:ArchiveClassesAtExit=$recording" \
+    "$here/class_archive.py" "$work/class-archive" >"$class_archive.log" 2>&1 && [[ -s "$recording" ]]; then
+    mv "$recording" "$class_archive"
+    rm -f "$class_archive.log"
+  else
+    rm -f "$recording"
+    echo "spark-submit: could not record the classes (see $class_archive.log); starting without them." >&2
+    return 1
+  fi
+}
+
+if [[ -n "$class_archive" && ! -s "$class_archive" && ! -e "$class_archive.log" ]]; then
+  record_classes || true
+fi
+if [[ -n "$class_archive" && -s "$class_archive" ]]; then
+  java_options+=" -XX:SharedArchiveFile=$class_archive -Xlog:cds=off,cds+dynamic=off"
+  classes="classes from $class_archive"
+else
+  classes="no class archive"
+fi
+if [[ "${1:-}" == --prepare ]]; then # resolve the connector and record the classes, no job
+  exit 0
+fi
+
 args=(
   --master "${CONSUMER_SPARK_MASTER:-local[*]}"
   --name monthly_logins
   "${connector_args[@]}"
   --py-files "$work/job.zip"
   --driver-memory "${SPARK_DRIVER_MEMORY:-1g}"
-  --conf "spark.driver.extraJavaOptions=-Dlog4j2.configurationFile=file:$here/log4j2.properties"
+  --conf "spark.driver.extraJavaOptions=$java_options"
 )
 if [[ -n "${SPARK_EXECUTOR_MEMORY:-}" ]]; then
   args+=(--executor-memory "$SPARK_EXECUTOR_MEMORY")
@@ -124,7 +172,7 @@ if [[ -n "${SPARK_SUBMIT_EXTRA:-}" ]]; then
   args+=("${extra[@]}")
 fi
 
-echo "spark-submit: Spark $spark_version (Scala $scala_version) at ${CONSUMER_SPARK_MASTER:-local[*]}, connector $connector (${connector_args[0]#--})" >&2
+echo "spark-submit: Spark $spark_version (Scala $scala_version) at ${CONSUMER_SPARK_MASTER:-local[*]}, connector $connector (${connector_args[0]#--}), $classes" >&2
 # Stopping: Ctrl-C (SIGINT to the whole foreground group) or SIGTERM to this script must end
 # with the query stopped between batches, not with the JVM torn down under the Python
 # driver (which prints Py4J tracebacks). So spark-submit runs in the background, where the

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -32,3 +33,16 @@ def submit_env(master: str | None = None, **extra: str) -> dict[str, str]:
         env["CONSUMER_SPARK_MASTER"] = master
     env.update(extra)
     return env
+
+
+def prepare_submit(env: dict[str, str] | None = None) -> str:
+    """``consumer/submit.sh --prepare``: resolve the connector and record the class archive
+    now, so that a timed or deadline-bound first start does not pay for either.
+
+    Returns what submit.sh said (its stderr); raises if it failed.
+    """
+    result = subprocess.run([str(SUBMIT_SCRIPT), "--prepare"], env=env or submit_env(),
+                            capture_output=True, text=True, timeout=600, check=False)  # fmt: skip
+    if result.returncode != 0:
+        raise RuntimeError(f"consumer/submit.sh --prepare failed:\n{result.stderr[-3000:]}")
+    return result.stderr

@@ -52,6 +52,10 @@ def test_bench_smoke_runs_every_step_and_reports_each_figure_with_its_reference(
     start_up = figures["Start-up: spark-submit to the first batch"]
     assert start_up["higher_is_better"] is False
     assert start_up["value"] < 120 and start_up["reference_value"] < 120
+    assert start_up["detail"].endswith("from the class archive recorded once")
+    no_archive = figures["Start-up without the class archive (CONSUMER_CLASS_ARCHIVE=off)"]
+    assert no_archive["reference_value"] == start_up["reference_value"]
+    assert no_archive["higher_is_better"] is False
     latency = figures["End-to-end latency p95 (live, 1s trigger)"]
     assert f"at {SMOKE.latency_rate:,} events/s" in latency["detail"]
     assert latency["higher_is_better"] is False

@@ -30,11 +30,14 @@ def fake_spark_home(tmp_path: Path, core_jar: str) -> Path:
 
 
 def run_submit(tmp_path: Path, home: Path, *args: str, **env: str) -> list[str]:
+    """The stand-in's arguments. The class archive is off unless a test turns it on: it
+    would otherwise be recorded under the real ``~/.ivy2.5.2``."""
     args_file = tmp_path / "args"
     full_env = {
         "PATH": os.environ["PATH"],
         "SPARK_HOME": str(home),
         "SPARK_ARGS_FILE": str(args_file),
+        "CONSUMER_CLASS_ARCHIVE": "off",
         **env,
     }
     subprocess.run([str(SUBMIT), *args], env=full_env, check=True, capture_output=True)
@@ -92,7 +95,8 @@ def test_extra_python_paths_go_first_on_the_drivers_pythonpath(tmp_path, env, ex
         '#!/usr/bin/env bash\nprintf "%s" "${PYTHONPATH:-}" > "$SPARK_ARGS_FILE"\n'
     )
     args_file = tmp_path / "args"
-    base = {"PATH": os.environ["PATH"], "SPARK_HOME": str(home), "SPARK_ARGS_FILE": str(args_file)}
+    base = {"PATH": os.environ["PATH"], "SPARK_HOME": str(home), "SPARK_ARGS_FILE": str(args_file),
+            "CONSUMER_CLASS_ARCHIVE": "off"}  # fmt: skip
     subprocess.run([str(SUBMIT)], env={**base, **env}, check=True, capture_output=True)
     assert args_file.read_text() == expected
 
@@ -109,7 +113,7 @@ def test_unknown_spark_layout_is_a_clear_error(tmp_path):
     (home / "bin" / "spark-submit").chmod(0o755)
     result = subprocess.run(
         [str(SUBMIT)],
-        env={"PATH": os.environ["PATH"], "SPARK_HOME": str(home)},
+        env={"PATH": os.environ["PATH"], "SPARK_HOME": str(home), "CONSUMER_CLASS_ARCHIVE": "off"},
         capture_output=True,
         text=True,
         check=False,
@@ -185,3 +189,76 @@ def test_ivy_resolves_once_and_jars_spark_has_are_left_out(tmp_path):
     (call,) = calls.read_text().splitlines()  # the second start did not resolve again
     assert "-dependency org.apache.spark spark-sql-kafka-0-10_2.13 4.0.0" in call
     assert f"-cache {cache}" in call
+
+
+def archive_recording_spark_home(tmp_path: Path, records: bool = True) -> Path:
+    """A stand-in spark-submit that logs each call's script and, for the recording run,
+    writes the archive named by ``-XX:ArchiveClassesAtExit`` as the JVM would at exit."""
+    home = fake_spark_home(tmp_path, "spark-core_2.13-4.0.0.jar")
+    write = 'printf "classes" > "${BASH_REMATCH[1]}"' if records else "exit 1"
+    (home / "bin" / "spark-submit").write_text(
+        "#!/usr/bin/env bash\n"
+        'printf "%s\\n" "$@" > "$SPARK_ARGS_FILE"\n'
+        'for arg in "$@"; do [[ $arg == *.py ]] && echo "$arg" >> "$SPARK_ARGS_FILE.calls"; done\n'
+        'if [[ "$*" =~ -XX:ArchiveClassesAtExit=([^ ]+) ]]; then ' + write + "; fi\n"
+    )
+    return home
+
+
+def scripts_run(tmp_path: Path) -> list[str]:
+    return [Path(line).name for line in (tmp_path / "args.calls").read_text().splitlines()]
+
+
+def driver_java_options(args: list[str]) -> str:
+    (option,) = [a for a in args if a.startswith("spark.driver.extraJavaOptions=")]
+    return option
+
+
+def test_the_first_start_records_the_class_archive_and_later_starts_map_it(tmp_path):
+    home = archive_recording_spark_home(tmp_path)
+    env = {"SPARK_IVY_DIR": str(tmp_path / "ivy"), "CONSUMER_CLASS_ARCHIVE": "on"}
+    first = run_submit(tmp_path, home, "--trigger", "available-now", **env)
+    (archive,) = (tmp_path / "ivy" / "class-archives").glob("spark-4.0.0-*.jsa")
+    assert archive.read_text() == "classes"
+    assert scripts_run(tmp_path) == ["class_archive.py", "monthly_logins.py"]
+    assert f"-XX:SharedArchiveFile={archive}" in driver_java_options(first)
+    assert "-Dlog4j2.configurationFile=" in driver_java_options(first)
+    second = run_submit(tmp_path, home, **env)
+    assert scripts_run(tmp_path) == ["class_archive.py", "monthly_logins.py", "monthly_logins.py"]
+    assert f"-XX:SharedArchiveFile={archive}" in driver_java_options(second)
+    assert list(archive.parent.iterdir()) == [archive]  # no recording or log left behind
+
+
+def test_prepare_records_the_archive_without_running_the_job(tmp_path):
+    home = archive_recording_spark_home(tmp_path)
+    run_submit(tmp_path, home, "--prepare", SPARK_IVY_DIR=str(tmp_path / "ivy"),
+               CONSUMER_CLASS_ARCHIVE="on")  # fmt: skip
+    assert scripts_run(tmp_path) == ["class_archive.py"]
+    assert len(list((tmp_path / "ivy" / "class-archives").glob("*.jsa"))) == 1
+
+
+def test_a_failed_recording_is_said_once_and_the_job_starts_without_an_archive(tmp_path):
+    home = archive_recording_spark_home(tmp_path, records=False)
+    env = {"PATH": os.environ["PATH"], "SPARK_HOME": str(home), "CONSUMER_CLASS_ARCHIVE": "on",
+           "SPARK_ARGS_FILE": str(tmp_path / "args"),
+           "SPARK_IVY_DIR": str(tmp_path / "ivy")}  # fmt: skip
+    first = subprocess.run([str(SUBMIT)], env=env, capture_output=True, text=True, check=False)
+    (log,) = (tmp_path / "ivy" / "class-archives").glob("*.jsa.log")
+    assert f"could not record the classes (see {log}); starting without them" in first.stderr
+    assert "no class archive" in first.stderr
+    assert "SharedArchiveFile" not in (tmp_path / "args").read_text()
+    second = subprocess.run([str(SUBMIT)], env=env, capture_output=True, text=True, check=False)
+    assert "could not record" not in second.stderr  # not tried again on every start
+    assert scripts_run(tmp_path) == ["class_archive.py", "monthly_logins.py", "monthly_logins.py"]
+
+
+def test_the_archive_is_per_java_and_spark_install_and_can_be_turned_off(tmp_path):
+    home = archive_recording_spark_home(tmp_path)
+    env = {"SPARK_IVY_DIR": str(tmp_path / "ivy"), "CONSUMER_CLASS_ARCHIVE": "on"}
+    run_submit(tmp_path, home, "--prepare", **env)
+    (home / "jars" / "spark-sql_2.13-4.0.0.jar").touch()  # Spark's jars changed
+    run_submit(tmp_path, home, "--prepare", **env)
+    assert len(list((tmp_path / "ivy" / "class-archives").glob("*.jsa"))) == 2
+    off = run_submit(tmp_path, home, **{**env, "CONSUMER_CLASS_ARCHIVE": "off"})
+    assert "SharedArchiveFile" not in driver_java_options(off)
+    assert scripts_run(tmp_path)[-1] == "monthly_logins.py"

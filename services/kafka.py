@@ -442,11 +442,18 @@ def _new_cluster_id() -> str:
 
 
 def _wait_for_exit(pid: int, timeout_s: float) -> bool:
+    """True once ``pid`` has exited, reaping it when it is our child.
+
+    The process can exit between the reap attempt and the look at its state; it is then
+    a zombie (``<defunct>``) that must still be reaped, or it stays in the process table
+    for as long as we live.
+    """
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, os.WNOHANG)  # reap it if it is our child
-        if process_command(pid) is None or "<defunct>" in (process_command(pid) or ""):
+        command = process_command(pid)
+        if command is None or "<defunct>" in command:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)  # reap it if it is our child
             return True
         time.sleep(0.1)  # poll interval, bounded by the deadline above
     return False

@@ -140,7 +140,9 @@ record_classes() { # run consumer/class_archive.py once, keeping the archive its
   fi
 }
 
-if [[ -n "$class_archive" && ! -s "$class_archive" && ! -e "$class_archive.log" ]]; then
+wants_help=false # asking for the job's help should not wait half a minute for a recording
+for arg in "$@"; do [[ "$arg" == -h || "$arg" == --help ]] && wants_help=true; done
+if [[ -n "$class_archive" && ! -s "$class_archive" && ! -e "$class_archive.log" ]] && ! $wants_help; then
   record_classes || true
 fi
 if [[ -n "$class_archive" && -s "$class_archive" ]]; then

@@ -262,3 +262,13 @@ def test_the_archive_is_per_java_and_spark_install_and_can_be_turned_off(tmp_pat
     off = run_submit(tmp_path, home, **{**env, "CONSUMER_CLASS_ARCHIVE": "off"})
     assert "SharedArchiveFile" not in driver_java_options(off)
     assert scripts_run(tmp_path)[-1] == "monthly_logins.py"
+
+
+@pytest.mark.parametrize("flag", ["--help", "-h"])
+def test_asking_for_help_does_not_record_the_archive(tmp_path, flag):
+    home = archive_recording_spark_home(tmp_path)
+    env = {"SPARK_IVY_DIR": str(tmp_path / "ivy"), "CONSUMER_CLASS_ARCHIVE": "on"}
+    args = run_submit(tmp_path, home, flag, **env)
+    assert scripts_run(tmp_path) == ["monthly_logins.py"]
+    assert flag in args
+    assert not (tmp_path / "ivy" / "class-archives").exists()

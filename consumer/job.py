@@ -87,6 +87,21 @@ class BatchReporter(StreamingQueryListener):
         pass
 
 
+# The deduplication's state holds every event id of the dedupe window: a live job's state
+# grows to its rate times the window. Spark's default store keeps all of it on the JVM
+# heap and copies it for every batch, so a batch slows as the state grows, until the heap
+# runs out. RocksDB keeps it off-heap and on local disk, and with changelog checkpointing
+# each batch writes only what changed. Counting the store's rows would cost a lookup on
+# every write, and nothing reads that count. A checkpoint keeps the store it started with
+# (Spark records it), so checkpoints made before this default go on as they were.
+STATE_STORE = {
+    "spark.sql.streaming.stateStore.providerClass":
+        "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider",
+    "spark.sql.streaming.stateStore.rocksdb.changelogCheckpointing.enabled": "true",
+    "spark.sql.streaming.stateStore.rocksdb.trackTotalNumberOfRows": "false",
+}  # fmt: skip
+
+
 def build_spark(options: JobOptions) -> SparkSession:
     spark = (
         SparkSession.builder.appName(APP_NAME)
@@ -101,6 +116,10 @@ def build_spark(options: JobOptions) -> SparkSession:
         .getOrCreate()
     )
     spark.sparkContext.setLogLevel("WARN")
+    given = spark.sparkContext.getConf()
+    for key, value in STATE_STORE.items():
+        if not given.contains(key):  # a --conf from spark-submit wins
+            spark.conf.set(key, value)
     return spark
 
 

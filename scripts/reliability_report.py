@@ -75,7 +75,8 @@ FOOTER = """
   time, so a backfill of old events is never dropped as "late"; the batch time is part of
   the checkpoint, so a replay drops the same records. The per-batch line reports how many
   repeats were dropped. `--dedupe-window 0` counts every record. A repeat arriving later
-  than the window is counted again: that bounds the state the job keeps.
+  than the window is counted again: that bounds the state the job keeps (in RocksDB, on
+  local disk, with the checkpoint holding its changelogs; see the README's "State").
 - **The job refuses** instead of printing an empty table: unreachable broker or wrong
   credentials (exit 3), missing topic (exit 3), a checkpoint from another topic, time zone,
   deduplication setting or another query (exit 4).

@@ -444,17 +444,22 @@ def _new_cluster_id() -> str:
 def _wait_for_exit(pid: int, timeout_s: float) -> bool:
     """True once ``pid`` has exited, reaping it when it is our child.
 
-    The process can exit between the reap attempt and the look at its state; it is then
-    a zombie (``<defunct>``) that must still be reaped, or it stays in the process table
-    for as long as we live.
+    An exited child stays in the process table (``<defunct>``) until it is reaped. A
+    JVM's main thread also shows ``<defunct>`` as soon as it ends, while the JVM's other
+    threads are still shutting down; it cannot be reaped until they have, so a child is
+    only done once ``waitpid`` returns it. Someone else's process is done once defunct.
     """
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         command = process_command(pid)
-        if command is None or "<defunct>" in command:
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(pid, os.WNOHANG)  # reap it if it is our child
+        if command is None:
             return True
+        if "<defunct>" in command:
+            try:
+                if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                    return True
+            except ChildProcessError:
+                return True  # not our child: its own parent reaps it
         time.sleep(0.1)  # poll interval, bounded by the deadline above
     return False
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from contract.tables import COUNTS_TABLE, PROGRESS_TABLE, REJECTED_TABLE
+from tests.support.events import login as support_login
 from tests.support.jobs import run_job
 from tests.support.kafka import produce_with_metadata
 from tests.support.truth import expected_counts
@@ -25,13 +26,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def login(n: int, moment: datetime, success: bool = True) -> dict:
-    stamp = moment.astimezone(timezone.utc).isoformat(timespec="milliseconds")
-    return {
-        "event_id": f"db-{n}",
-        "user_id": f"u{n % 5}",
-        "timestamp": stamp.replace("+00:00", "Z"),
-        "success": success,
-    }
+    return support_login(f"db-{n}", moment, f"u{n % 5}", success)
 
 
 def read_db(path: Path) -> dict[str, list[dict]]:

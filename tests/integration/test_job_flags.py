@@ -13,6 +13,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from tests.support.conditions import wait_for
+from tests.support.events import encoded, login
 from tests.support.jobs import RunningJob, run_job
 from tests.support.kafka import produce_raw
 from tests.support.truth import expected_monthly
@@ -21,17 +22,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def event(n: int, moment: datetime, success: bool = True) -> dict:
-    stamp = moment.astimezone(timezone.utc).isoformat(timespec="milliseconds")
-    return {
-        "event_id": f"flag-{n}",
-        "user_id": f"u{n % 3}",
-        "timestamp": stamp.replace("+00:00", "Z"),
-        "success": success,
-    }
-
-
-def encoded(events: list[dict]) -> list[bytes]:
-    return [json.dumps(e).encode() for e in events]
+    return login(f"flag-{n}", moment, f"u{n % 3}", success)
 
 
 def test_max_future_cap_quarantine_dir_and_a_rerun_with_nothing_new(kafka_broker, topic, tmp_path):

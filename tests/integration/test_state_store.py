@@ -3,12 +3,13 @@ with Spark's default store goes on with that store and counts right."""
 
 from __future__ import annotations
 
-import json
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 
 from consumer.options import QUERY_CHECKPOINT
+from tests.support.events import encoded, login
 from tests.support.jobs import run_job
 from tests.support.kafka import produce_raw
 from tests.support.truth import expected_monthly
@@ -23,13 +24,12 @@ HDFS_STORE = (
 
 def events(first: int, count: int) -> list[dict]:
     return [
-        {
-            "event_id": f"state-{n}",
-            "user_id": f"user{n % 7}",
-            "timestamp": f"2025-{n % 12 + 1:02d}-0{n % 9 + 1}T08:00:00Z",
-            "success": n % 4 != 0,
-            "schema_version": 1,
-        }
+        login(
+            f"state-{n}",
+            datetime(2025, n % 12 + 1, n % 9 + 1, 8, tzinfo=timezone.utc),
+            f"user{n % 7}",
+            n % 4 != 0,
+        )
         for n in range(first, first + count)
     ]
 
@@ -42,7 +42,7 @@ def state_files(work_dir: Path) -> set[str]:
 
 
 def produce(broker, topic: str, batch: list[dict]) -> None:
-    produce_raw(broker.bootstrap_servers, topic, [json.dumps(e).encode() for e in batch])
+    produce_raw(broker.bootstrap_servers, topic, encoded(batch))
 
 
 def test_a_new_checkpoint_keeps_its_state_in_rocksdb_changelogs(kafka_broker, topic, tmp_path):

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from services.settings import CACHE_DIR, PROJECT_ROOT
+from tests.docker.build import REPOSITORY as TEST_REPOSITORY
 from tests.support.compose import COMPOSE_FILES
 
 PROJECT = "login-pipeline"
@@ -29,6 +30,7 @@ BUILT_IMAGES = (
     "login-pipeline/dashboard:local",
     "login-pipeline/spark-db-libs:local",
 )
+TEST_RUN_MARKER = "login-pipeline-test-run"  # a volume outside the project: not its data
 
 
 def engine_answers() -> bool:
@@ -50,6 +52,52 @@ def project_leftovers() -> list[str]:
             check=True,
         ).stdout.split()
     return found
+
+
+def leftover_images() -> list[str]:
+    """The images the containers of a ``login-pipeline`` stack on this engine run."""
+    return subprocess.run(
+        [
+            "docker",
+            "ps",
+            "-a",
+            "--filter",
+            f"label=com.docker.compose.project={PROJECT}",
+            "--format",
+            "{{.Image}}",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+
+
+def marker_exists() -> bool:
+    probe = ["docker", "volume", "inspect", TEST_RUN_MARKER]
+    return subprocess.run(probe, capture_output=True, check=False).returncode == 0
+
+
+def set_marker(present: bool) -> None:
+    """Create or remove the volume that says "the walkthrough test owns the stack now"."""
+    command = ["create", TEST_RUN_MARKER] if present else ["rm", "-f", TEST_RUN_MARKER]
+    subprocess.run(["docker", "volume", *command], capture_output=True, check=True)
+
+
+def left_by_the_test(images: list[str], marker: bool) -> bool:
+    """Whether a stack on the engine is one an interrupted walkthrough test left behind.
+
+    Only then may the test remove it: a user's stack is data. A user's containers run the
+    pulled Bitnami images; the test's run its stand-ins (``login-pipeline-test/...``) beside
+    the images the compose files build. A stack with no containers left (volumes only) tells
+    nothing by itself; the marker volume, held from ``make up`` until ``make clean`` succeeds,
+    says whether the test made it. A killed test (a machine restart) cannot clean up, and its
+    containers come back with the engine, so the next run must recognise them.
+    """
+    if not images:
+        return marker
+    test_images = [image for image in images if image.startswith(f"{TEST_REPOSITORY}/")]
+    built = [image for image in images if image in BUILT_IMAGES]
+    return bool(test_images) and len(test_images) + len(built) == len(images)
 
 
 @dataclass

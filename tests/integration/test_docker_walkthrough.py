@@ -7,7 +7,8 @@ with Kafka stopped, `make clean`. The images are local stand-ins with the Bitnam
 with the records read back independently through the published 127.0.0.1:9092 port.
 
 Where no engine can run (a laptop without Docker) the module is skipped with the reason;
-under CI=true that is a failure. It refuses to touch a `login-pipeline` stack that exists.
+under CI=true that is a failure. It refuses to touch a `login-pipeline` stack that exists,
+unless an interrupted run of this test left it (tests.docker.stack.left_by_the_test).
 """
 
 from __future__ import annotations
@@ -35,8 +36,12 @@ from tests.docker.stack import (
     engine_answers,
     expected_dashboard_rows,
     last_monthly_table,
+    left_by_the_test,
+    leftover_images,
+    marker_exists,
     project_leftovers,
     records_read,
+    set_marker,
     timed,
 )
 from tests.support.conditions import unavailable, wait_for
@@ -58,6 +63,11 @@ def stack() -> Stack:
             "starts one as root on Debian; `make test-docker` runs it)"
         )
     leftovers = project_leftovers()
+    if leftovers and left_by_the_test(leftover_images(), marker_exists()):
+        print(f"removing what an interrupted run of this test left: {', '.join(leftovers)}")
+        clean = Stack({}).make("clean")
+        assert clean.returncode == 0, clean.stdout + clean.stderr
+        leftovers = project_leftovers()
     if leftovers:
         unavailable(
             f"a login-pipeline stack exists on this engine ({', '.join(leftovers)}); this "
@@ -69,6 +79,7 @@ def stack() -> Stack:
         images = build_all()
     except BuildError as exc:
         unavailable(f"the test images cannot be built here: {exc}")
+    set_marker(True)
     return Stack(images)
 
 
@@ -238,6 +249,7 @@ def test_readme_walkthrough_on_a_real_engine(stack: Stack):
             (RESULTS / f"{name.replace(' ', '-')}.txt").write_text(text)
     assert clean.returncode == 0, clean.stderr
     assert project_leftovers() == []
+    set_marker(False)
 
 
 def run_walkthrough(stack: Stack, measured: dict[str, object]) -> None:

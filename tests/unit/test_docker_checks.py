@@ -44,3 +44,29 @@ def test_check_docker_explains_what_is_missing(tmp_path, docker_script, message)
     )
     assert result.returncode != 0
     assert message in result.stderr
+
+
+TEST_KAFKA = "login-pipeline-test/kafka:c5d1d65927e500d8"
+TEST_SPARK = "login-pipeline-test/spark:0487ca4829dda37c"
+
+
+@pytest.mark.parametrize(
+    ("images", "marker", "left_by_the_test"),
+    [
+        # what a machine restart during `make test-docker` left (containers back with the engine)
+        ([TEST_SPARK, "login-pipeline/dashboard:local", TEST_KAFKA], False, True),
+        ([TEST_SPARK, TEST_KAFKA], True, True),
+        # a user's stack: Bitnami's images, whatever the marker says
+        (["bitnamilegacy/kafka:4.0.0", "login-pipeline/producer:local"], True, False),
+        ([TEST_KAFKA, "bitnamilegacy/spark:4.0.0"], True, False),
+        # only the images both build: nothing says the test made them
+        (["login-pipeline/producer:local"], True, False),
+        # volumes only: the marker alone tells
+        ([], True, True),
+        ([], False, False),
+    ],
+)
+def test_only_a_stack_the_walkthrough_test_left_is_its_to_remove(images, marker, left_by_the_test):
+    from tests.docker import stack
+
+    assert stack.left_by_the_test(images, marker) is left_by_the_test

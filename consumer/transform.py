@@ -116,11 +116,23 @@ def drop_repeated_events(classified: DataFrame, window: str | None) -> DataFrame
     dropped as late data; Spark records each batch's timestamp in the checkpoint, so a
     replayed batch drops exactly the same records. Rejected records are keyed by their
     Kafka coordinates and therefore never merged. ``window=None`` keeps every record.
+
+    The key is one string, so that the state of checkpoints stays readable: an event id as
+    it is, a rejected record ``record:<partition>:<offset>``. An event id that itself starts
+    with ``record:`` or ``event:`` gets ``event:`` in front, so no event id can take a
+    rejected record's key or another id's (ordinary ids, such as UUIDs, are unchanged).
     """
     if window is None:
         return classified
-    key = F.when(F.col("rejected_reason").isNull(), F.col("event_id")).otherwise(
-        F.concat_ws(":", F.lit("record"), F.col("partition"), F.col("offset"))
+    event_id = F.col("event_id")
+    escaped = event_id.startswith("record:") | event_id.startswith("event:")
+    key = (
+        F.when(
+            F.col("rejected_reason").isNotNull(),
+            F.concat_ws(":", F.lit("record"), F.col("partition"), F.col("offset")),
+        )
+        .when(escaped, F.concat(F.lit("event:"), event_id))
+        .otherwise(event_id)
     )
     keyed = classified.withColumn("_dedupe_key", key)
     if not classified.isStreaming:  # a batch is one window: plain deduplication

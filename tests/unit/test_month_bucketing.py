@@ -186,6 +186,25 @@ def test_a_repeated_event_id_is_counted_once_and_rejected_records_are_never_merg
     assert drop_repeated_events(every_record, None) is every_record
 
 
+def test_no_event_id_takes_the_key_of_a_rejected_record_or_of_another_id(spark):
+    """A rejected record is keyed ``record:<partition>:<offset>``; an event id of that very
+    form, or of the escaped form, is still its own event, and its repeat is still dropped."""
+    from consumer.transform import drop_repeated_events
+
+    looks_like_a_record = event("2024-05-01T00:00:00Z", event_id="record:0:1")
+    values = [
+        looks_like_a_record,  # offset 0
+        b"junk",  # offset 1 of partition 0: the key record:0:1
+        event("2024-05-02T00:00:00Z", event_id="event:record:0:1"),
+        looks_like_a_record,
+        event("2024-05-03T00:00:00Z", event_id="event:"),
+        event("2024-05-04T00:00:00Z", event_id="event:event:"),
+    ]
+    result = tables(drop_repeated_events(classify_records(records_frame(spark, values)), "1 hour"))
+    assert result.counts == [("2024-05", 4, 4, 0)]
+    assert result.rejected == [("not_json_object", 1)]
+
+
 def test_tables_are_sorted_and_failed_is_logins_minus_successful():
     outcome = Row("bucket", "rejected_reason", "records", "successful")
     rows = [

@@ -699,10 +699,13 @@ NOTES = """## What limits the figures, and what was tried
   batch writes what changed) and without its row counting (a lookup on every write that
   nothing reads); a `--conf` given to spark-submit wins, and a checkpoint keeps the store
   it started with. Measured before adopting it, one `--steps sustained` run each on this
-  machine: 20,000 events/s held with the default store, 40,000 with RocksDB. Its cost is
-  in the drain: the deduplication stage's CPU rose from about 2.2 s to 9 s on 1M
-  records (a native call per lookup and per write), and two `--steps drain` runs gave
-  1.06 and 1.31 times the minimal job, against 1.43 with the default store.
+  machine: 20,000 events/s held with the default store, 40,000 with RocksDB. Full
+  `make bench` runs since gave 40,000 and 30,000: the step at 40,000 sits on the edge of
+  the flat test (its mean lag over the last third rose 78,600 and then 90,500 above the
+  middle third's, 80,000 allowed), so read the figure as 30,000 to 40,000. Its cost is
+  in the drain: the deduplication stage's CPU rose from about 2.2 s to 9 s on 1M records
+  (a native call per lookup and per write), and two `--steps drain` runs gave 1.06 and
+  1.31 times the minimal job, against 1.43 with the default store.
 - **Start-up**: `spark-submit --packages` ran Ivy on every start, seconds even with
   every jar cached. `consumer/submit.sh` now resolves the connector once with the Ivy
   that Spark ships and hands Spark the resulting jars (`--jars`, without those Spark

@@ -40,36 +40,29 @@ def engine_answers() -> bool:
     return probe.returncode == 0
 
 
-def project_leftovers() -> list[str]:
-    """Containers and volumes of a ``login-pipeline`` stack already on this engine."""
-    label = f"label=com.docker.compose.project={PROJECT}"
-    found: list[str] = []
-    for listing, name in ((("ps", "-a"), "{{.Names}}"), (("volume", "ls"), "{{.Name}}")):
-        found += subprocess.run(
-            ["docker", *listing, "--filter", label, "--format", name],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.split()
-    return found
-
-
-def leftover_images() -> list[str]:
-    """The images the containers of a ``login-pipeline`` stack on this engine run."""
+def _project_listing(listing: tuple[str, ...], field: str) -> list[str]:
+    """``docker LISTING`` of what carries this project's Compose label, one field of each."""
     return subprocess.run(
         [
-            "docker",
-            "ps",
-            "-a",
-            "--filter",
-            f"label=com.docker.compose.project={PROJECT}",
-            "--format",
-            "{{.Image}}",
+            "docker", *listing,
+            "--filter", f"label=com.docker.compose.project={PROJECT}",
+            "--format", field,
         ],
         capture_output=True,
         text=True,
         check=True,
-    ).stdout.split()
+    ).stdout.split()  # fmt: skip
+
+
+def project_leftovers() -> list[str]:
+    """Containers and volumes of a ``login-pipeline`` stack already on this engine."""
+    containers = _project_listing(("ps", "-a"), "{{.Names}}")
+    return containers + _project_listing(("volume", "ls"), "{{.Name}}")
+
+
+def leftover_images() -> list[str]:
+    """The images the containers of a ``login-pipeline`` stack on this engine run."""
+    return _project_listing(("ps", "-a"), "{{.Image}}")
 
 
 def marker_exists() -> bool:

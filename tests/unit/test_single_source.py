@@ -29,6 +29,32 @@ def test_env_file_is_interpolated_and_images_follow_the_versions():
     assert "SPARK_IMAGE=docker.io/bitnamilegacy/spark:${SPARK_VERSION}" in raw
     assert SETTINGS.kafka_image.endswith(f":{SETTINGS.kafka_version}")
     assert SETTINGS.spark_image.endswith(f":{SETTINGS.spark_version}")
+    assert "APACHE_KAFKA_IMAGE=docker.io/apache/kafka:${APACHE_KAFKA_VERSION}" in raw
+    assert (
+        "APACHE_SPARK_IMAGE=docker.io/apache/spark:"
+        "${APACHE_SPARK_VERSION}-scala${SCALA_VERSION}-java17-python3-ubuntu"
+    ) in raw
+
+
+def test_a_version_from_the_environment_reaches_what_is_built_from_it(monkeypatch):
+    """As in Compose: the environment wins also inside other values of .env."""
+    monkeypatch.setenv("APACHE_SPARK_VERSION", "9.8.7")
+    monkeypatch.setenv("KAFKA_HOST_PORT", "19092")
+    settings = load_settings()
+    assert settings.family("apache").spark_image.startswith("docker.io/apache/spark:9.8.7-")
+    assert settings.bootstrap_servers == "localhost:19092"
+    assert settings.family("bitnami").spark_version == SETTINGS.spark_version
+
+
+def test_compose_reads_the_environment_into_env_values_the_same_way():
+    import json
+
+    from tests.support.compose import FAMILY_FILES, compose
+
+    files = [arg for name in FAMILY_FILES["apache"] for arg in ("-f", name)]
+    result = compose(*files, "config", "--format", "json", env={"APACHE_KAFKA_VERSION": "9.8.7"})
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["services"]["kafka"]["image"] == "docker.io/apache/kafka:9.8.7"
 
 
 def test_pyspark_pin_equals_the_spark_version():
@@ -80,10 +106,15 @@ def test_versions_and_addresses_are_not_repeated_across_files():
         "contract/kafka.py",  # the defaults' one home, checked above
         "producer/config.py",
     }
+    apache = SETTINGS.family("apache")
     needles = {
         f"bitnamilegacy/kafka:{SETTINGS.kafka_version}",
         f"bitnamilegacy/spark:{SETTINGS.spark_version}",
         f"spark-sql-kafka-0-10_{SETTINGS.scala_version}:{SETTINGS.spark_version}",
+        f"apache/kafka:{apache.kafka_version}",
+        f"apache/spark:{apache.spark_version}",
+        f"spark-sql-kafka-0-10_{SETTINGS.scala_version}:{apache.spark_version}",
+        f"pyspark=={apache.spark_version}",
         SETTINGS.bootstrap_servers,
     }
     offenders = []

@@ -14,10 +14,26 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export SPARK_IVY_DIR ?= $(CURDIR)/.cache/ivy
 export PYSPARK_PYTHON ?= $(CURDIR)/$(PY)
 
+# A value from the environment or the make line, else from .env (as written there).
+env_value = $(or $($(1)),$(shell sed -n 's/^$(1)=//p' .env))
+
 COMPOSE ?= docker compose
-COMPOSE_FILES := -f docker-compose.kafka.yml -f docker-compose.spark.yml -f docker-compose.producer.yml \
-	-f docker-compose.dashboard.yml
+# The Docker stack's image family: bitnami or apache (STACK in .env; `make up STACK=apache`).
+STACK := $(call env_value,STACK)
+COMPOSE_FILES_bitnami := -f docker-compose.kafka.yml -f docker-compose.spark.yml \
+	-f docker-compose.producer.yml -f docker-compose.dashboard.yml
+# The official images: docker-compose.apache.yml right after the Spark file it overrides.
+COMPOSE_FILES_apache := -f docker-compose.kafka.yml -f docker-compose.spark.yml \
+	-f docker-compose.apache.yml -f docker-compose.producer.yml -f docker-compose.dashboard.yml
+COMPOSE_FILES = $(COMPOSE_FILES_$(STACK))
 DC = $(COMPOSE) $(COMPOSE_FILES)
+# make submit runs submit.sh in spark-master through the image's entrypoint: Bitnami's gives
+# the container's uid a passwd entry (Ivy and Hadoop need one); apache/spark's passes it on.
+SPARK_ENTRYPOINT_bitnami := /opt/bitnami/scripts/spark/entrypoint.sh
+SPARK_ENTRYPOINT_apache := /opt/entrypoint.sh
+# The official images' Spark (APACHE_SPARK_VERSION), for the tests of those versions.
+NEWEST_VENV := .venv-newest
+NEWEST_STAMP := $(NEWEST_VENV)/.installed
 TOOLS_BIN := .cache/bin
 # The Docker stack's database passwords, one file per role (ignored by git).
 DB_ENV_FILES := postgres/postgres.env postgres/job.env postgres/dashboard.env
@@ -37,6 +53,16 @@ $(STAMP): pyproject.toml Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	PYTHONWARNINGS=ignore $(PY) -m pip install --quiet -e '.[spark,report,confluent,db,dashboard,dev]'
+	@touch $@
+
+.PHONY: venv-newest
+venv-newest: $(NEWEST_STAMP) ## Create .venv-newest with the official images' Spark (make test uses it)
+
+$(NEWEST_STAMP): pyproject.toml Makefile .env
+	@test -x $(NEWEST_VENV)/bin/python || $(PYTHON) -m venv $(NEWEST_VENV)
+	$(NEWEST_VENV)/bin/python -m pip install --quiet --upgrade pip
+	PYTHONWARNINGS=ignore $(NEWEST_VENV)/bin/python -m pip install --quiet -e '.[db]' \
+	  'pyspark==$(call env_value,APACHE_SPARK_VERSION)'
 	@touch $@
 
 .PHONY: local-up
@@ -71,27 +97,32 @@ produce: $(STAMP) ## Run the producer on the host; pass flags with ARGS="--rate 
 job: $(STAMP) ## Run the Spark job locally; pass flags with ARGS="--trigger available-now"
 	consumer/submit.sh $(ARGS)
 
-##@ With Docker (Bitnami images; needs a Docker engine and Compose v2)
+##@ With Docker (Bitnami images, or STACK=apache for the official ones; needs Docker and Compose v2)
+
+# Before anything starts: every port the stack publishes must be free (or the stack's own).
+CHECK_PORTS = $(DC) $(1) config --format json | $(PYTHON) scripts/check_ports.py $(COMPOSE_FILES)
 
 .PHONY: up
 up: check-docker $(DB_ENV_FILES) ## Start Kafka, Spark, the producer, PostgreSQL and the dashboard; waits until healthy
+	@$(call CHECK_PORTS)
 	$(DC) up -d --build --wait
-	@echo "Up. Spark master UI: http://localhost:8080  Count logins: make submit ARGS='--trigger available-now'  Dashboard: http://127.0.0.1:$${DASHBOARD_HOST_PORT:-$$(sed -n 's/^DASHBOARD_HOST_PORT=//p' .env)}"
+	@echo "Up ($(STACK) images). Spark master UI: http://localhost:$(call env_value,SPARK_MASTER_UI_HOST_PORT)  Count logins: make submit ARGS='--trigger available-now'  Dashboard: http://127.0.0.1:$(call env_value,DASHBOARD_HOST_PORT)"
 
 .PHONY: up-ui
 up-ui: check-docker $(DB_ENV_FILES) ## Also start Kafka UI on http://localhost:8088 (compose profile "ui")
+	@$(call CHECK_PORTS,--profile ui)
 	$(DC) --profile ui up -d --build --wait
 
 .PHONY: submit
 submit: check-docker ## Run the Spark job on the Docker cluster (same submit.sh); ARGS="--trigger available-now"
-	@DC="$(DC)" scripts/docker-submit.sh $(ARGS)
+	@DC="$(DC)" SPARK_ENTRYPOINT="$(SPARK_ENTRYPOINT_$(STACK))" scripts/docker-submit.sh $(ARGS)
 
 .PHONY: down
 down: check-docker ## Stop and remove the containers; keeps the volumes (data, checkpoints)
 	$(DC) --profile ui down
 
 .PHONY: clean
-clean: check-docker ## Stop and remove the containers and their volumes
+clean: check-docker ## Stop and remove the containers and the volumes (of STACK's family)
 	$(DC) --profile ui down --volumes
 
 # A password file from its committed example, with a new random password (hex, 48 digits).
@@ -113,11 +144,12 @@ check-docker: ## Check that docker, Compose v2 and the engine are usable (the ta
 	@command -v docker >/dev/null 2>&1 || { echo "error: docker not found. Install Docker (https://docs.docker.com/engine/install/), or use the local mode: make demo" >&2; exit 1; }
 	@$(COMPOSE) version >/dev/null 2>&1 || { echo "error: '$(COMPOSE)' does not work: Docker Compose v2 is needed (https://docs.docker.com/compose/install/). With a standalone binary: make up COMPOSE=docker-compose" >&2; exit 1; }
 	@docker info >/dev/null 2>&1 || { echo "error: the Docker engine is not reachable (is it running? may you use it?). Without Docker: make demo" >&2; exit 1; }
+	@case "$(STACK)" in bitnami|apache) ;; *) echo "error: STACK must be bitnami or apache, not '$(STACK)' (set in .env or on the make line)" >&2; exit 1;; esac
 
 ##@ Quality
 
 .PHONY: test
-test: $(STAMP) lint tools ## Lint, then every test: unit and integration (real Kafka and Spark)
+test: $(STAMP) lint tools venv-newest ## Lint, then every test: unit and integration (real Kafka and Spark)
 	$(PY) -m pytest
 
 .PHONY: test-unit
@@ -187,4 +219,4 @@ clean-local: ## Stop the local broker and delete its data, checkpoints and outpu
 
 .PHONY: distclean
 distclean: clean-local ## Also delete .venv and downloaded jars and tools
-	rm -rf $(VENV) .cache
+	rm -rf $(VENV) $(NEWEST_VENV) .cache

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# `make submit`: consumer/submit.sh inside the spark-master container, through the Bitnami
-# entrypoint (which gives the container's uid a passwd entry; Ivy and Hadoop need one).
+# `make submit`: consumer/submit.sh inside the spark-master container, through the image's
+# entrypoint (Bitnami's gives the container's uid a passwd entry, which Ivy and Hadoop need;
+# apache/spark's passes the command on).
 #
-#   DC="docker compose -f ... -f ..." scripts/docker-submit.sh [JOB FLAGS...]
+#   DC="docker compose -f ... -f ..." SPARK_ENTRYPOINT=/path/in/image scripts/docker-submit.sh [JOB FLAGS...]
 #
 # With a terminal, Ctrl-C travels through the container's terminal to the job, which stops
 # its query cleanly. Without one (CI, a pipe, a service manager), `docker compose exec`
@@ -11,7 +12,7 @@
 set -uo pipefail
 
 read -r -a dc <<<"${DC:?DC must hold the docker compose command}"
-job=(/opt/bitnami/scripts/spark/entrypoint.sh /opt/pipeline/consumer/submit.sh "$@")
+job=("${SPARK_ENTRYPOINT:?SPARK_ENTRYPOINT must hold the path of the Spark image entrypoint}" /opt/pipeline/consumer/submit.sh "$@")
 
 if [[ -t 0 && -t 1 ]]; then
   exec "${dc[@]}" exec spark-master "${job[@]}"

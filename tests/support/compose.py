@@ -16,6 +16,13 @@ COMPOSE_FILES = (
     "docker-compose.producer.yml",
     "docker-compose.dashboard.yml",
 )
+APACHE_FILE = "docker-compose.apache.yml"
+# The files `make up` merges for each image family (STACK), in the Makefile's order: the
+# apache override right after the Spark file (a test checks the Makefile agrees).
+FAMILY_FILES = {
+    "bitnami": COMPOSE_FILES,
+    "apache": (*COMPOSE_FILES[:2], APACHE_FILE, *COMPOSE_FILES[2:]),
+}
 
 
 def compose_binary() -> Path:

@@ -1,5 +1,5 @@
-"""Kafka from a test's side: free ports, plain clients that write and read back,
-and the Bitnami image's way of turning its environment into broker settings."""
+"""Kafka from a test's side: free ports, plain clients that write and read back, and the
+Bitnami and official images' ways of turning their environment into broker settings."""
 
 from __future__ import annotations
 
@@ -87,3 +87,37 @@ def properties_from_bitnami_env(environment: Mapping[str, str]) -> dict[str, str
         for key, value in environment.items()
         if key.startswith(prefix)
     }
+
+
+# Variables the apache/kafka image reads for its JVM and logging, not broker settings
+# (KafkaDockerWrapper's ExcludeServerPropsEnv).
+APACHE_NOT_SETTINGS = frozenset(
+    {
+        "KAFKA_VERSION",
+        "KAFKA_HEAP_OPTS",
+        "KAFKA_LOG4J_OPTS",
+        "KAFKA_OPTS",
+        "KAFKA_JMX_OPTS",
+        "KAFKA_JVM_PERFORMANCE_OPTS",
+        "KAFKA_GC_LOG_OPTS",
+        "KAFKA_LOG4J_ROOT_LOGLEVEL",
+        "KAFKA_LOG4J_LOGGERS",
+        "KAFKA_TOOLS_LOG4J_LOGLEVEL",
+        "KAFKA_JMX_HOSTNAME",
+    }
+)
+
+
+def properties_from_apache_env(environment: Mapping[str, str]) -> dict[str, str]:
+    """server.properties the way the official apache/kafka image derives it.
+
+    Every ``KAFKA_<NAME>`` but the JVM and logging variables: ``KAFKA_`` removed, lowercase,
+    ``_`` -> ``.``, then ``...`` -> ``-`` and ``..`` -> ``_`` (so a property's ``.`` is
+    written ``_``, its ``_`` ``__`` and its ``-`` ``___``).
+    """
+    properties = {}
+    for key, value in environment.items():
+        if key.startswith("KAFKA_") and key not in APACHE_NOT_SETTINGS:
+            name = key.replace("KAFKA_", "").lower().replace("_", ".")
+            properties[name.replace("...", "-").replace("..", "_")] = str(value)
+    return properties

@@ -38,9 +38,12 @@ class LocalKafkaError(RuntimeError):
     """The local broker could not be started or stopped; the message says why and what to do."""
 
 
-def kafka_classpath() -> list[Path]:
+def kafka_classpath(version: str | None = None) -> list[Path]:
+    """The broker's and tools' jars of Kafka ``version`` (default: the local path's, .env)."""
     settings = load_settings()
-    return resolve_classpath(kafka_modules(settings.kafka_version, settings.scala_version))
+    return resolve_classpath(
+        kafka_modules(version or settings.kafka_version, settings.scala_version)
+    )
 
 
 @contextlib.contextmanager

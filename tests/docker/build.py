@@ -1,4 +1,4 @@
-"""Build the test images that stand in for the Bitnami and Python images (tests only).
+"""Build the test images that stand in for the Bitnami, Apache and Python images (tests only).
 
     python -m tests.docker.build        # builds what is missing, prints KAFKA_IMAGE=... lines
 
@@ -175,42 +175,9 @@ def build_all() -> dict[str, str]:
 
         python = build("python", HERE / "python", tree_digest(HERE / "python"), BASE_IMAGE=base)
 
-        from services.kafka import kafka_classpath
-
-        kafka_context = staged(HERE / "kafka", work)
-        (kafka_context / "libs").mkdir()
-        for jar in kafka_classpath():
-            shutil.copy(jar, kafka_context / "libs" / jar.name)
-        kafka = build(
-            "kafka",
-            kafka_context,
-            [settings.kafka_version, *tree_digest(kafka_context)],
-            BASE_IMAGE=base,
-        )
-
-        spark_context = staged(HERE / "spark", work)
-        wheels = spark_context / "wheels"
-        # pip's cache makes this local after the first time; the image build needs no network.
-        run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "wheel",
-                "--quiet",
-                "-w",
-                str(wheels),
-                f"pyspark=={settings.spark_version}",
-            ]
-        )
-        spark_parts = [*tree_digest(HERE / "spark"), *sorted(p.name for p in wheels.iterdir())]
-        spark = build(
-            "spark",
-            spark_context,
-            spark_parts,
-            BASE_IMAGE=base,
-            SPARK_VERSION=settings.spark_version,
-        )
+        bitnami = settings.family("bitnami")
+        kafka = build_kafka("kafka", bitnami.kafka_version, work, base)
+        spark = build_spark("spark", bitnami.spark_version, work, base)
         postgres_rootfs = rootfs_image(POSTGRES_PACKAGES, "postgres-rootfs")
         major = settings_value("POSTGRES_VERSION").split(".")[0]
         postgres = build(
@@ -220,15 +187,43 @@ def build_all() -> dict[str, str]:
             ROOTFS_IMAGE=postgres_rootfs,
             POSTGRES_MAJOR=major,
         )
+        apache = settings.family("apache")
+        apache_kafka = build_kafka("apache-kafka", apache.kafka_version, work, base)
+        apache_spark = build_spark("apache-spark", apache.spark_version, work, base)
     images = {
         "KAFKA_IMAGE": kafka,
         "SPARK_IMAGE": spark,
+        "APACHE_KAFKA_IMAGE": apache_kafka,
+        "APACHE_SPARK_IMAGE": apache_spark,
         "PYTHON_IMAGE": python,
         "POSTGRES_IMAGE": postgres,
     }
     ENV_FILE.parent.mkdir(parents=True, exist_ok=True)
     ENV_FILE.write_text("".join(f"{k}={v}\n" for k, v in images.items()))
     return images
+
+
+def build_kafka(name: str, version: str, work: Path, base: str) -> str:
+    """A Kafka stand-in (``tests/docker/<name>/``) with Kafka ``version``'s Maven Central jars
+    and the tool scripts both Kafka stand-ins share (``kafka-bin/``)."""
+    from services.kafka import kafka_classpath
+
+    context = staged(HERE / name, work)
+    shutil.copytree(HERE / "kafka-bin", context / "bin")
+    (context / "libs").mkdir()
+    for jar in kafka_classpath(version):
+        shutil.copy(jar, context / "libs" / jar.name)
+    return build(name, context, [version, *tree_digest(context)], BASE_IMAGE=base)
+
+
+def build_spark(name: str, version: str, work: Path, base: str) -> str:
+    """A Spark stand-in (``tests/docker/<name>/``) from the pyspark ``version`` wheel."""
+    context = staged(HERE / name, work)
+    wheels = context / "wheels"
+    # pip's cache makes this local after the first time; the image build needs no network.
+    run([sys.executable, "-m", "pip", "wheel", "--quiet", "-w", str(wheels), f"pyspark=={version}"])
+    parts = [*tree_digest(HERE / name), *sorted(p.name for p in wheels.iterdir())]
+    return build(name, context, parts, BASE_IMAGE=base, SPARK_VERSION=version)
 
 
 def settings_value(name: str) -> str:

@@ -106,18 +106,20 @@ def resolve_classpath(modules: Sequence[Module]) -> list[Path]:
 def main() -> int:
     """``python -m services.jars``: download everything the project runs on, once.
 
-    The local broker and Kafka's tools, and Spark's Kafka connector for ``--packages``
-    (into the same Ivy cache spark-submit reads), so later runs work offline.
+    For both image families' versions (the local path runs the Bitnami family's; the tests
+    of the official images' newer ones run theirs): the local broker and Kafka's tools, and
+    Spark's Kafka connector for ``--packages`` (into the same Ivy cache spark-submit reads),
+    so later runs work offline.
     """
 
     settings = load_settings()
-    organisation, name, revision = settings.spark_kafka_connector.split(":")
-    groups = {
-        f"Kafka {settings.kafka_version} broker and tools": kafka_modules(
-            settings.kafka_version, settings.scala_version
-        ),
-        f"Spark Kafka connector {settings.spark_kafka_connector}": [(organisation, name, revision)],
-    }
+    groups: dict[str, list[Module]] = {}
+    for family in settings.families:
+        kafka = f"Kafka {family.kafka_version} broker and tools"
+        groups[kafka] = kafka_modules(family.kafka_version, settings.scala_version)
+        connector = settings.connector_for(family.spark_version)
+        organisation, name, revision = connector.split(":")
+        groups[f"Spark Kafka connector {connector}"] = [(organisation, name, revision)]
     for label, modules in groups.items():
         jars = resolve_classpath(modules)
         print(f"{label}: {len(jars)} jars in {IVY_HOME / 'cache'}")

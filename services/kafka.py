@@ -130,6 +130,8 @@ class LocalKafka:
     ssl_certfile: Path | None = None
     ssl_keyfile: Path | None = None
     heap: str = os.environ.get("LOCAL_KAFKA_HEAP", "512m")
+    # Another Kafka release's jars (e.g. the official images' newer one); default: .env's.
+    kafka_version: str | None = None
     extra_properties: Mapping[str, str] = field(default_factory=dict)
     # A complete configuration to run instead of the one below (e.g. the compose file's,
     # see properties_from_bitnami_env); log.dirs is always this broker's data_dir.
@@ -253,7 +255,7 @@ class LocalKafka:
         return None
 
     def _java_command(self, java: Path, main_class: str, *args: str) -> list[str]:
-        classpath = ":".join(str(p) for p in kafka_classpath())
+        classpath = ":".join(str(p) for p in kafka_classpath(self.kafka_version))
         return [
             str(java),
             f"-Xmx{self.heap}",

@@ -61,22 +61,26 @@ def run_producer(bootstrap: str, topic: str, *args: str) -> subprocess.Completed
     )
 
 
-@pytest.fixture(scope="module")
-def filled_topic(kafka_broker, tmp_path_factory) -> tuple[str, list[dict]]:
+def fill_topic(broker, tmp_path_factory) -> tuple[str, list[dict]]:
     """A topic with boundary events and a seeded backfill, and the events really on it."""
     from kafka import KafkaAdminClient
 
     name = "pipeline-" + tmp_path_factory.mktemp("t").name.replace("_", "-")
-    admin = KafkaAdminClient(bootstrap_servers=kafka_broker.bootstrap_servers)
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap_servers)
     admin.create_topics({name: {"num_partitions": 3}}, wait_for_metadata=True)
     admin.close()
-    produce_raw(kafka_broker.bootstrap_servers, name, boundary_events())
-    result = run_producer(kafka_broker.bootstrap_servers, name, *BACKFILL)
+    produce_raw(broker.bootstrap_servers, name, boundary_events())
+    result = run_producer(broker.bootstrap_servers, name, *BACKFILL)
     assert result.returncode == 0, result.stderr
     assert "4,000 acknowledged, 0 failed" in result.stdout
-    records = read_topic(kafka_broker.bootstrap_servers, name, 4000 + len(BOUNDARY_TIMESTAMPS))
+    records = read_topic(broker.bootstrap_servers, name, 4000 + len(BOUNDARY_TIMESTAMPS))
     assert len(records) == 4000 + len(BOUNDARY_TIMESTAMPS)
     return name, [json.loads(r.value) for r in records]
+
+
+@pytest.fixture(scope="module")
+def filled_topic(kafka_broker, tmp_path_factory) -> tuple[str, list[dict]]:
+    return fill_topic(kafka_broker, tmp_path_factory)
 
 
 def test_the_same_seed_replays_the_same_events_and_another_seed_does_not(
@@ -103,9 +107,21 @@ def test_the_same_seed_replays_the_same_events_and_another_seed_does_not(
     assert not {e["event_id"] for e in other} & {e["event_id"] for e in first}
 
 
-def test_monthly_counts_equal_an_independent_count(kafka_broker, filled_topic, tmp_path):
-    topic, events = filled_topic
-    run = run_job(kafka_broker, topic, tmp_path)
+@pytest.mark.parametrize("versions", ["local", "newest"])
+def test_monthly_counts_equal_an_independent_count(versions, request, tmp_path_factory, tmp_path):
+    """On the local path's Kafka and Spark (the Bitnami family's), and on the official
+    images' newer ones: the producer against that broker, the job on that Spark."""
+    if versions == "local":
+        broker, job_env, spark_version = request.getfixturevalue("kafka_broker"), {}, None
+        topic, events = request.getfixturevalue("filled_topic")
+    else:
+        newest = request.getfixturevalue("newest")
+        broker, job_env = newest.broker, newest.versions.job_env
+        spark_version = newest.versions.spark_version
+        topic, events = fill_topic(broker, tmp_path_factory)
+    run = run_job(broker, topic, tmp_path, env=job_env)
+    if spark_version:
+        assert f"spark-submit: Spark {spark_version} (Scala" in run.result.stderr
     expected = expected_monthly(events)
     assert run.monthly == expected
     # The boundary events make an off-by-one month visible: both sides are populated.

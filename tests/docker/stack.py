@@ -1,8 +1,11 @@
 """Driving the Docker walkthrough from tests: the real Makefile targets on a real engine.
 
-The compose files keep the Bitnami image names; tests hand them the local stand-ins from
-:mod:`tests.docker.build` through the same ``.env`` variables a user would set, and use the
-Compose CLI that ``make tools`` builds.
+The compose files keep the real image names; tests hand them the local stand-ins from
+:mod:`tests.docker.build` through the same ``.env`` variables a user would set, choose the
+image family with ``STACK`` as a user would, and use the Compose CLI that ``make tools``
+builds. A port the stack publishes that something else holds on this machine is moved
+through its ``.env`` variable (:func:`movable_ports`), so a broker from ``make demo`` does
+not fail the run.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from dataclasses import dataclass, field
 
 from services.settings import CACHE_DIR, PROJECT_ROOT
 from tests.docker.build import REPOSITORY as TEST_REPOSITORY
-from tests.support.compose import COMPOSE_FILES
+from tests.support.compose import FAMILY_FILES
 
 PROJECT = "login-pipeline"
 COMPOSE_BINARY = CACHE_DIR / "bin" / "docker-compose"
@@ -31,6 +34,15 @@ BUILT_IMAGES = (
     "login-pipeline/spark-db-libs:local",
 )
 TEST_RUN_MARKER = "login-pipeline-test-run"  # a volume outside the project: not its data
+# The .env variables of the ports the stack publishes on 127.0.0.1.
+PORT_VARIABLES = (
+    "KAFKA_HOST_PORT",
+    "POSTGRES_HOST_PORT",
+    "DASHBOARD_HOST_PORT",
+    "SPARK_MASTER_UI_HOST_PORT",
+    "SPARK_JOB_UI_HOST_PORT",
+    "SPARK_WORKER_UI_HOST_PORTS",
+)
 
 
 def engine_answers() -> bool:
@@ -65,6 +77,30 @@ def leftover_images() -> list[str]:
     return _project_listing(("ps", "-a"), "{{.Image}}")
 
 
+def all_volumes() -> set[str]:
+    """Every volume on the engine (anonymous ones too, which carry no project label)."""
+    listing = ["docker", "volume", "ls", "--format", "{{.Name}}"]
+    return set(subprocess.run(listing, capture_output=True, text=True, check=True).stdout.split())
+
+
+def movable_ports() -> dict[str, str]:
+    """Port variables to set for this run: each port (or whole range) of .env that something
+    on this machine holds, moved to a free port; empty when all are free (as in CI)."""
+    from scripts.check_ports import is_free
+    from services.settings import read_env_file
+    from tests.support.kafka import free_port
+
+    env = read_env_file()
+    moved = {}
+    for variable in PORT_VARIABLES:
+        first, _, last = env[variable].partition("-")
+        ports = range(int(first), int(last or first) + 1)
+        if not any(is_free("127.0.0.1", port) for port in ports):
+            port = free_port()
+            moved[variable] = f"{port}-{port}" if last else str(port)
+    return moved
+
+
 def marker_exists() -> bool:
     probe = ["docker", "volume", "inspect", TEST_RUN_MARKER]
     return subprocess.run(probe, capture_output=True, check=False).returncode == 0
@@ -95,14 +131,16 @@ def left_by_the_test(images: list[str], marker: bool) -> bool:
 
 @dataclass
 class Stack:
-    """``make`` targets of the Docker walkthrough with the test images and our Compose CLI."""
+    """``make`` targets of the Docker walkthrough with the test images and our Compose CLI,
+    on one image family (``STACK``)."""
 
     images: dict[str, str]
+    family: str = "bitnami"
     transcripts: dict[str, str] = field(default_factory=dict)
 
     @property
     def env(self) -> dict[str, str]:
-        return {**os.environ, **self.images, "COMPOSE": str(COMPOSE_BINARY)}
+        return {**os.environ, **self.images, "STACK": self.family, "COMPOSE": str(COMPOSE_BINARY)}
 
     def run(self, command: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
         """In the project folder, stdin not a terminal (as in CI), output captured."""
@@ -127,7 +165,7 @@ class Stack:
         return result
 
     def compose(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        files = [arg for name in COMPOSE_FILES for arg in ("-f", name)]
+        files = [arg for name in FAMILY_FILES[self.family] for arg in ("-f", name)]
         return self.run([str(COMPOSE_BINARY), *files, *args], timeout)
 
     def services(self) -> dict[str, dict]:

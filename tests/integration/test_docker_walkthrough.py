@@ -1,18 +1,22 @@
-"""The README's Docker walkthrough on a real Docker engine, through the real Makefile targets.
+"""The README's Docker walkthrough on a real Docker engine, through the real Makefile targets,
+once per image family: Bitnami's (the default) and the official Apache images (STACK=apache).
 
 `make up`, `make submit ARGS="--trigger available-now"`, Ctrl-C on a live `make submit`
 (with and without a terminal), `make down`, `make up` again, `make submit` again, a submit
-with Kafka stopped, `make clean`. The images are local stand-ins with the Bitnami interface
-(tests/docker/), passed as KAFKA_IMAGE / SPARK_IMAGE / PYTHON_IMAGE; every count is compared
-with the records read back independently through the published 127.0.0.1:9092 port.
+with Kafka stopped, `make clean`. The images are local stand-ins with each family's interface
+(tests/docker/), passed as KAFKA_IMAGE / SPARK_IMAGE / APACHE_KAFKA_IMAGE / ... ; every count
+is compared with the records read back independently through Kafka's published port
+(127.0.0.1:9092, or the free port this run moved it to if something here holds 9092).
 
 Where no engine can run (a laptop without Docker) the module is skipped with the reason;
 under CI=true that is a failure. It refuses to touch a `login-pipeline` stack that exists,
-unless an interrupted run of this test left it (tests.docker.stack.left_by_the_test).
+unless an interrupted run of this test left it (tests.docker.stack.left_by_the_test). A run
+that fails cleans up after itself (`make clean` in a finally).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pty
@@ -21,6 +25,8 @@ import signal
 import subprocess
 import time
 import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -29,6 +35,7 @@ from tests.docker.stack import (
     BUILT_IMAGES,
     MemorySampler,
     Stack,
+    all_volumes,
     connect,
     dashboard_table,
     dashboard_url,
@@ -39,55 +46,87 @@ from tests.docker.stack import (
     left_by_the_test,
     leftover_images,
     marker_exists,
+    movable_ports,
     project_leftovers,
+    published_port,
     records_read,
     set_marker,
     timed,
 )
+from tests.support.compose import FAMILY_FILES
 from tests.support.conditions import unavailable, wait_for
 from tests.support.truth import expected_monthly
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.docker]
 
-HOST_BOOTSTRAP = "127.0.0.1:9092"
+FAMILIES = tuple(FAMILY_FILES)  # bitnami first: its run builds the images both use
 BACKFILL = 50_000
 LIVE_AT_LEAST = 40  # two seconds of the producer's 20 events/s after its backfill
 RESULTS = PROJECT_ROOT / "output" / "docker"
 
 
+def results_dir(family: str) -> Path:
+    """Bitnami's figures where scripts/docker_report.py reads them; the others beside."""
+    return RESULTS if family == FAMILIES[0] else RESULTS / family
+
+
 @pytest.fixture(scope="module")
-def stack() -> Stack:
+def images() -> dict[str, str]:
+    """The stand-ins of both families, built once (or found by their content hash)."""
     if not engine_answers():
         unavailable(
             "no Docker engine answers `docker info` (tests/docker/engine.sh installs and "
             "starts one as root on Debian; `make test-docker` runs it)"
         )
+    refuse_a_users_stack()
+    from tests.docker.build import BuildError, build_all
+
+    try:
+        return build_all()
+    except BuildError as exc:
+        unavailable(f"the test images cannot be built here: {exc}")
+        raise  # unreachable: unavailable() skips or fails
+
+
+def refuse_a_users_stack() -> None:
+    """Remove a stack an interrupted run of this test left (both families' volumes);
+    refuse to touch anyone else's."""
     leftovers = project_leftovers()
     if leftovers and left_by_the_test(leftover_images(), marker_exists()):
         print(f"removing what an interrupted run of this test left: {', '.join(leftovers)}")
-        clean = Stack({}).make("clean")
-        assert clean.returncode == 0, clean.stdout + clean.stderr
+        for family in FAMILIES:
+            clean = Stack({}, family).make("clean")
+            assert clean.returncode == 0, clean.stdout + clean.stderr
         leftovers = project_leftovers()
     if leftovers:
         unavailable(
             f"a login-pipeline stack exists on this engine ({', '.join(leftovers)}); this "
             "test would replace it. `make clean` first, if its data may go."
         )
-    from tests.docker.build import BuildError, build_all
-
-    try:
-        images = build_all()
-    except BuildError as exc:
-        unavailable(f"the test images cannot be built here: {exc}")
-    set_marker(True)
-    return Stack(images)
 
 
-def topic_end(bootstrap: str = HOST_BOOTSTRAP) -> int:
+@pytest.fixture(scope="module", params=FAMILIES)
+def stack(request: pytest.FixtureRequest, images: dict[str, str]) -> Iterator[Stack]:
+    """One family's stack; ports that something on this machine holds are moved."""
+    refuse_a_users_stack()
+    with pytest.MonkeyPatch.context() as patch:
+        for variable, value in movable_ports().items():
+            print(f"{variable}={value}: the default port is taken on this machine")
+            patch.setenv(variable, value)
+        set_marker(True)
+        yield Stack(images, request.param)
+
+
+def host_bootstrap() -> str:
+    """Kafka's listener for this machine, as the stack publishes it."""
+    return f"127.0.0.1:{published_port('KAFKA_HOST_PORT')}"
+
+
+def topic_end() -> int:
     """Records on the topic (sum of end offsets), asked through the published port."""
     from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    consumer = KafkaConsumer(bootstrap_servers=host_bootstrap())
     try:
         partitions = consumer.partitions_for_topic("logins") or set()
         ends = consumer.end_offsets([TopicPartition("logins", p) for p in partitions])
@@ -99,7 +138,7 @@ def topic_end(bootstrap: str = HOST_BOOTSTRAP) -> int:
 def read_events(count: int) -> list[dict]:
     from tests.support.kafka import read_topic
 
-    records = read_topic(HOST_BOOTSTRAP, "logins", count, timeout_s=120)
+    records = read_topic(host_bootstrap(), "logins", count, timeout_s=120)
     assert len(records) == count, f"read {len(records)} of {count} records back"
     return [json.loads(r.value) for r in records]
 
@@ -230,29 +269,72 @@ def interrupt_live_submit_in_a_terminal(stack: Stack) -> str:
 
 
 def test_readme_walkthrough_on_a_real_engine(stack: Stack):
-    measured: dict[str, object] = {}
-    # Cold: the images of the compose files are built from scratch (the test images, which
-    # stand in for pulled ones, are fixtures).
-    subprocess.run(["docker", "image", "rm", "-f", *BUILT_IMAGES], capture_output=True, check=False)
-    subprocess.run(["docker", "builder", "prune", "-af"], capture_output=True, check=False)
-    measured["up_cold_s"], up = timed(lambda: stack.make("up", record="make up"))
-    assert up.returncode == 0, up.stdout + up.stderr
-    assert "Up. Spark master UI: http://localhost:8080" in up.stdout
-    assert "Dashboard: http://127.0.0.1:8050" in up.stdout
+    measured: dict[str, object] = {"family": stack.family, "moved_ports": movable_ports()}
+    volumes_before = all_volumes()
+    cold = stack.family == FAMILIES[0]
+    clean = None
     try:
+        if cold:
+            # The images of the compose files are built from scratch (the test images, which
+            # stand in for pulled ones, are fixtures); the other family reuses them.
+            subprocess.run(
+                ["docker", "image", "rm", "-f", *BUILT_IMAGES], capture_output=True, check=False
+            )
+            subprocess.run(["docker", "builder", "prune", "-af"], capture_output=True, check=False)
+        up_time, up = timed(lambda: stack.make("up", record="make up"))
+        measured["up_cold_s" if cold else "up_s"] = up_time
+        assert up.returncode == 0, up.stdout + up.stderr
+        ui, dashboard = (
+            published_port(v) for v in ("SPARK_MASTER_UI_HOST_PORT", "DASHBOARD_HOST_PORT")
+        )
+        assert f"Up ({stack.family} images). Spark master UI: http://localhost:{ui}" in up.stdout
+        assert f"Dashboard: http://127.0.0.1:{dashboard}" in up.stdout
         run_walkthrough(stack, measured)
     finally:
+        # Also after a failure: the next run must find the engine as this one did.
         clean = stack.make("clean", record="make clean")
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        (RESULTS / "walkthrough.json").write_text(json.dumps(measured, indent=2) + "\n")
+        results = results_dir(stack.family)
+        results.mkdir(parents=True, exist_ok=True)
+        (results / "walkthrough.json").write_text(json.dumps(measured, indent=2) + "\n")
         for name, text in stack.transcripts.items():
-            (RESULTS / f"{name.replace(' ', '-')}.txt").write_text(text)
+            (results / f"{name.replace(' ', '-')}.txt").write_text(text)
+        if clean.returncode == 0 and not project_leftovers():
+            set_marker(False)
     assert clean.returncode == 0, clean.stderr
     assert project_leftovers() == []
-    set_marker(False)
+    # No anonymous volume either (they carry no project label): none of the images' own
+    # VOLUMEs was left without a mount.
+    assert all_volumes() - volumes_before == set()
+
+
+@contextlib.contextmanager
+def phase(measured: dict[str, object], name: str) -> Iterator[None]:
+    """How long a step of the walkthrough took (for CI's time budget), into ``measured``."""
+    started = time.monotonic()
+    try:
+        yield
+    finally:
+        phases = measured.setdefault("phases_s", {})
+        assert isinstance(phases, dict)
+        phases[name] = round(time.monotonic() - started, 1)
 
 
 def run_walkthrough(stack: Stack, measured: dict[str, object]) -> None:
+    with phase(measured, "checks after make up"):
+        check_the_running_stack(stack)
+    with phase(measured, "backfill on the topic"):
+        first = wait_for_backfill_and_live_events(stack, already=0)
+    with phase(measured, "make submit, compared"):
+        count_and_compare(stack, first, measured)
+    with phase(measured, "Ctrl-C"):
+        interrupt(stack)
+    with phase(measured, "down, up, submit again"):
+        resume_after_down_and_up(stack, first, measured)
+    with phase(measured, "submit without Kafka"):
+        submit_without_kafka(stack, measured)
+
+
+def check_the_running_stack(stack: Stack) -> None:
     services = stack.services()
     for name in ("kafka", "spark-master", "spark-worker", "postgres", "dashboard"):
         assert services[name]["Health"] == "healthy", services[name]
@@ -280,7 +362,8 @@ def run_walkthrough(stack: Stack, measured: dict[str, object]) -> None:
     # Spark's daemon scripts were not told to rsync from a "SPARK_MASTER" directory.
     assert "rsync" not in stack.logs("spark-master")
 
-    first = wait_for_backfill_and_live_events(stack, already=0)
+
+def count_and_compare(stack: Stack, first: int, measured: dict[str, object]) -> None:
     producer_log = stack.logs("producer")
     assert stack.inspect("producer")["State"]["ExitCode"] == 0, producer_log[-2000:]
     assert f"{first:,} acknowledged, 0 failed" in producer_log
@@ -303,16 +386,22 @@ def run_walkthrough(stack: Stack, measured: dict[str, object]) -> None:
     measured["submit_peak_memory_by_container"] = per_container
     measured["memory_samples"] = len(memory.samples)
 
-    # Ctrl-C on a live `make submit` stops the driver inside the container, both ways.
-    for name, interrupt in (
-        ("no terminal", interrupt_live_submit_without_terminal),
-        ("terminal", interrupt_live_submit_in_a_terminal),
-    ):
-        output = interrupt(stack)
+
+def interrupt(stack: Stack) -> None:
+    """Ctrl-C on a live `make submit` stops the driver inside the container, both ways. The
+    terminal's way (Compose's `exec -t`) is the same for both families: the second family
+    runs only the way scripts/docker-submit.sh forwards the signal itself."""
+    ways = [("no terminal", interrupt_live_submit_without_terminal)]
+    if stack.family == FAMILIES[0]:
+        ways.append(("terminal", interrupt_live_submit_in_a_terminal))
+    for name, interrupt_live_submit in ways:
+        output = interrupt_live_submit(stack)
         assert "Stopped after batch 0. Progress is in the checkpoint" in output, (name, output)
         assert "Traceback" not in output and "Py4J" not in output, (name, output)
         assert driver_processes(stack) == "", name
 
+
+def resume_after_down_and_up(stack: Stack, first: int, measured: dict[str, object]) -> None:
     down = stack.make("down", record="make down")
     assert down.returncode == 0, down.stderr
     measured["up_cached_s"], up = timed(lambda: stack.make("up"))
@@ -329,7 +418,9 @@ def run_walkthrough(stack: Stack, measured: dict[str, object]) -> None:
     assert database_monthly() == expected_monthly(events)
     assert dashboard_table() == expected_dashboard_rows(expected_monthly(events))
 
-    # With Kafka stopped (its name no longer resolves), the job says so and exits 3.
+
+def submit_without_kafka(stack: Stack, measured: dict[str, object]) -> None:
+    """With Kafka stopped (its name no longer resolves), the job says so and exits 3."""
     assert stack.compose("stop", "kafka").returncode == 0
     refused, result = timed(
         lambda: stack.make(

@@ -136,6 +136,7 @@ class Stack:
 
     images: dict[str, str]
     family: str = "bitnami"
+    moved_ports: dict[str, str] = field(default_factory=dict)  # also in os.environ meanwhile
     transcripts: dict[str, str] = field(default_factory=dict)
 
     @property

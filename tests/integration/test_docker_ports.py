@@ -29,6 +29,19 @@ def make(target: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
+def port_check(family: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """What `make up` runs before Compose starts anything (scripts/check_ports.py)."""
+    files = [arg for name in FAMILY_FILES[family] for arg in ("-f", name)]
+    model = subprocess.run(
+        [str(COMPOSE_BINARY), *files, "config", "--format", "json"],
+        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    return subprocess.run(
+        ["python3", "scripts/check_ports.py", *files],
+        cwd=PROJECT_ROOT, env=env, input=model, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+
+
 @pytest.mark.parametrize("family", FAMILY_FILES)
 def test_make_up_names_the_local_broker_on_its_port_and_starts_nothing(family, tmp_path):
     if not engine_answers():
@@ -50,7 +63,10 @@ def test_make_up_names_the_local_broker_on_its_port_and_starts_nothing(family, t
         pid = int((tmp_path / "kafka" / "broker.pid").read_text())
         up = make("up", env)
     finally:
-        make("local-down", env)
+        stopped = make("local-down", env)
+    assert stopped.returncode == 0, stopped.stderr
+    # The README's order: `make local-down`, then `make up` finds every port free.
+    assert port_check(family, env).returncode == 0
     assert up.returncode != 0
     said = up.stderr.splitlines()
     assert said[-3:-1] == [

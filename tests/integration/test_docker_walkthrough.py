@@ -109,12 +109,13 @@ def refuse_a_users_stack() -> None:
 def stack(request: pytest.FixtureRequest, images: dict[str, str]) -> Iterator[Stack]:
     """One family's stack; ports that something on this machine holds are moved."""
     refuse_a_users_stack()
+    moved = movable_ports()
     with pytest.MonkeyPatch.context() as patch:
-        for variable, value in movable_ports().items():
+        for variable, value in moved.items():
             print(f"{variable}={value}: the default port is taken on this machine")
             patch.setenv(variable, value)
         set_marker(True)
-        yield Stack(images, request.param)
+        yield Stack(images, request.param, moved)
 
 
 def host_bootstrap() -> str:
@@ -269,7 +270,7 @@ def interrupt_live_submit_in_a_terminal(stack: Stack) -> str:
 
 
 def test_readme_walkthrough_on_a_real_engine(stack: Stack):
-    measured: dict[str, object] = {"family": stack.family, "moved_ports": movable_ports()}
+    measured: dict[str, object] = {"family": stack.family, "moved_ports": stack.moved_ports}
     volumes_before = all_volumes()
     cold = stack.family == FAMILIES[0]
     clean = None

@@ -46,6 +46,20 @@ def test_check_docker_explains_what_is_missing(tmp_path, docker_script, message)
     assert message in result.stderr
 
 
+def test_an_unknown_stack_is_refused_before_anything_starts(tmp_path):
+    path = fake_bin(tmp_path, "exit 0\n")  # docker, Compose and the engine all answer
+    result = subprocess.run(
+        [shutil.which("make"), "--no-print-directory", "up", "STACK=bitnam"],
+        cwd=PROJECT_ROOT,
+        env={"PATH": str(path)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "error: STACK must be bitnami or apache, not 'bitnam'" in result.stderr
+
+
 TEST_KAFKA = "login-pipeline-test/kafka:c5d1d65927e500d8"
 TEST_SPARK = "login-pipeline-test/spark:0487ca4829dda37c"
 

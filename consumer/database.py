@@ -28,6 +28,7 @@ with pyspark alone when the database is off.
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from consumer.errors import EXIT_FAILED, JobError
+from consumer.retry import Backoff, RetriesExhaustedError, call_with_retries
 from contract.tables import (
     COUNTS_TABLE,
     DB_TABLES,
@@ -49,23 +51,32 @@ EXIT_DATABASE = 3  # like an unreachable Kafka: something outside the job is not
 
 @dataclass(frozen=True)
 class OffsetLogEntry:
-    """One file of Spark's offset log: when the batch was planned and where it ends."""
+    """One file of Spark's offset log: when the batch was planned, where it ends, and the
+    event-time watermark it was planned with (0 without one: no deduplication)."""
 
     batch_time: datetime
     offsets: Offsets
+    watermark_ms: int = 0
+
+    @property
+    def timestamp_ms(self) -> int:
+        """``batchTimestampMs``: the driver's clock when it planned the batch."""
+        return round(self.batch_time.timestamp() * 1000)
 
 
 def parse_offset_log(text: str) -> OffsetLogEntry:
     """An offset-log file: ``v1``, the batch metadata JSON, then the source's offsets JSON.
 
-    The metadata holds ``batchTimestampMs``, which Spark keeps when it replays a batch.
+    The metadata holds ``batchTimestampMs`` and ``batchWatermarkMs``, which Spark keeps when
+    it replays a batch.
     """
     lines = text.strip().splitlines()
     if len(lines) < 3 or not lines[0].startswith("v"):
         raise ValueError(f"not an offset-log entry: {text[:200]!r}")
     metadata = json.loads(lines[1])
     stamp = datetime.fromtimestamp(metadata["batchTimestampMs"] / 1000, tz=timezone.utc)
-    return OffsetLogEntry(stamp, _as_offsets(json.loads(lines[-1])))
+    watermark = int(metadata.get("batchWatermarkMs", 0))
+    return OffsetLogEntry(stamp, _as_offsets(json.loads(lines[-1])), watermark)
 
 
 def parse_initial_offsets(text: str) -> Offsets:
@@ -175,7 +186,12 @@ def build_metadata() -> Any:
 
 def create_db_engine(url: str) -> Any:
     """An engine for ``url``; SQLite gets its folder created and write-ahead logging, so
-    the dashboard can read while the job writes."""
+    the dashboard can read while the job writes.
+
+    A SQLite file is opened anew for every batch (no pool): nothing of the job holds it
+    between batches, so a backup, a file system remounted read-only and back, or a lock
+    taken by another process meet a fresh connection on the next attempt.
+    """
     import sqlalchemy as sa
 
     engine = sa.create_engine(url, pool_pre_ping=True)
@@ -183,21 +199,94 @@ def create_db_engine(url: str) -> Any:
         database = engine.url.database
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
+            engine.dispose()
+            engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
 
         @sa.event.listens_for(engine, "connect")
         def _pragmas(connection: Any, _record: Any) -> None:
             cursor = connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA busy_timeout=10000")
+            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
             cursor.close()
 
     return engine
 
 
-class DatabaseOutput:
-    """Writes every batch's tables and one progress row to a SQLAlchemy database."""
+# How long one SQLite attempt waits for another process's lock before it counts as failed.
+SQLITE_BUSY_TIMEOUT_MS = 10_000
 
-    def __init__(self, url: str, topic: str, period_kind: str, checkpoint_dir: Path) -> None:
+# SQLSTATE classes of errors that go away by themselves: connection exceptions (08),
+# insufficient resources (53), operator intervention such as a server shutting down or
+# starting up (57), and a transaction rolled back by a serialization failure or a
+# deadlock (40). Others (permissions, a missing column, bad data) need a person.
+TRANSIENT_SQLSTATE_CLASSES = ("08", "40", "53", "57")
+
+
+def sqlstate(exc: BaseException) -> str | None:
+    """The SQLSTATE of a database error, as pg8000 (``args[0]["C"]``) or psycopg report it."""
+    orig = getattr(exc, "orig", None)
+    for attribute in ("sqlstate", "pgcode"):
+        code = getattr(orig, attribute, None)
+        if isinstance(code, str):
+            return code
+    args = getattr(orig, "args", ())
+    if args and isinstance(args[0], Mapping) and isinstance(args[0].get("C"), str):
+        return args[0]["C"]
+    return None
+
+
+# SQLite's result codes that waiting may cure: another process's lock, a file that cannot be
+# opened or written right now (a read-only remount, a full disk, an I/O error). SQLite
+# reports these, and also a missing table or a syntax error, as OperationalError.
+TRANSIENT_SQLITE_CODES = ("BUSY", "LOCKED", "READONLY", "CANTOPEN", "IOERR", "FULL", "PROTOCOL")
+TRANSIENT_SQLITE_TEXTS = (
+    "locked", "readonly", "unable to open", "disk i/o error", "full", "busy"
+)  # fmt: skip
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for a database error that waiting may cure: the server down or restarting, a
+    lost connection, a lock held by someone else, a read-only or full disk."""
+    import sqlalchemy as sa
+
+    if isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    orig = getattr(exc, "orig", None)
+    if isinstance(orig, sqlite3.Error):
+        name = getattr(orig, "sqlite_errorname", None)  # Python 3.11+: SQLITE_BUSY, ...
+        if name is not None:
+            return name.removeprefix("SQLITE_").split("_")[0] in TRANSIENT_SQLITE_CODES
+        return any(text in str(orig).lower() for text in TRANSIENT_SQLITE_TEXTS)
+    if isinstance(exc, (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError)):
+        return True
+    code = sqlstate(exc)
+    return code is not None and code[:2] in TRANSIENT_SQLSTATE_CLASSES
+
+
+def describe(exc: BaseException) -> str:
+    """``ErrorType: first line`` of the database's own error, for one-line messages."""
+    cause = getattr(exc, "orig", None) or exc
+    first_line = (str(cause).strip().splitlines() or [""])[0][:300]
+    return f"{type(cause).__name__}: {first_line}"
+
+
+class DatabaseOutput:
+    """Writes every batch's tables and one progress row to a SQLAlchemy database.
+
+    A write that fails because the database is away (:func:`is_transient`) is tried again,
+    with pauses, for ``retry_timeout_s`` seconds; the transaction is keyed by batch id, so
+    a retry writes the same rows. Past that, or on any other database error, the write
+    raises one :class:`JobError` (exit 3) and nothing of the batch is in the database.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        topic: str,
+        period_kind: str,
+        checkpoint_dir: Path,
+        retry_timeout_s: float = 60,
+    ) -> None:
         try:
             import sqlalchemy as sa
         except ImportError:
@@ -212,16 +301,14 @@ class DatabaseOutput:
         self.offsets_dir = checkpoint_dir / "offsets"
         self.initial_offsets = checkpoint_dir / "sources" / "0" / "0"
         self.metadata = build_metadata()
+        self.backoff = Backoff(retry_timeout_s)
         try:
             self.engine = create_db_engine(url)
             self.metadata.create_all(self.engine)
         except sa.exc.SQLAlchemyError as exc:
-            cause = getattr(exc, "orig", None) or exc
-            first_line = (str(cause).strip().splitlines() or [""])[0][:300]
             raise JobError(
-                f"the database at {masked(url)} cannot be used ({type(cause).__name__}: "
-                f"{first_line}). Start it, or fix --db-url / CONSUMER_DB_URL "
-                "(--db-url off for CSV only).",
+                f"the database at {masked(url)} cannot be used ({describe(exc)}). Start it, "
+                "or fix --db-url / CONSUMER_DB_URL (--db-url off for CSV only).",
                 EXIT_DATABASE,
             ) from None
         except ImportError as exc:  # the URL names a driver that is not installed
@@ -248,10 +335,61 @@ class DatabaseOutput:
         rejected: Sequence[tuple[str, int]],
         started: float,
     ) -> None:
-        """The batch's whole counts table, rejections and progress row, in one transaction.
+        """The batch's whole counts table, rejections and progress row, in one transaction,
+        retried while the database is away (see the class).
 
         ``started`` is ``time.monotonic()`` when the batch reached ``foreachBatch``.
         """
+        import sqlalchemy as sa
+
+        where = masked(self.url)
+
+        def failed(exc: BaseException, attempt: int) -> None:
+            self.engine.dispose()  # pooled connections to a restarted server are dead
+            if attempt == 1:
+                print(
+                    f"Database at {where} unavailable ({describe(exc)}); retrying batch "
+                    f"{batch_id} for up to {self.backoff.timeout_s:g} s.",
+                    flush=True,
+                )
+
+        try:
+            outcome = call_with_retries(
+                lambda: self._write_once(batch_id, counts, rejected, started),
+                is_transient,
+                self.backoff,
+                failed,
+            )
+        except RetriesExhaustedError as exc:
+            raise JobError(
+                f"the database at {where} was unavailable for {exc.elapsed_s:.0f} s while "
+                f"writing batch {batch_id} ({describe(exc.last)}), longer than "
+                f"--db-retry-timeout {self.backoff.timeout_s:g}. Nothing of batch {batch_id} "
+                "was written (the database and the CSV files hold the batch before it); rerun "
+                "the same command once the database is back.",
+                EXIT_DATABASE,
+            ) from None
+        except sa.exc.SQLAlchemyError as exc:
+            raise JobError(
+                f"the database at {where} refused batch {batch_id} ({describe(exc)}). Nothing "
+                f"of batch {batch_id} was written; fix the database, then rerun the same "
+                "command.",
+                EXIT_DATABASE,
+            ) from None
+        if outcome.failed_attempts:
+            print(
+                f"Database at {where} available again after {outcome.elapsed_s:.1f} s: batch "
+                f"{batch_id} written.",
+                flush=True,
+            )
+
+    def _write_once(
+        self,
+        batch_id: int,
+        counts: Sequence[tuple[str, int, int, int]],
+        rejected: Sequence[tuple[str, int]],
+        started: float,
+    ) -> None:
         import sqlalchemy as sa
 
         tables = self.metadata.tables

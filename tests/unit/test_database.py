@@ -4,6 +4,9 @@ writes to a real SQLite file from a checkpoint laid out the way Spark writes it.
 from __future__ import annotations
 
 import json
+import re
+import sqlite3
+import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -16,11 +19,13 @@ from consumer.database import (
     DatabaseOutput,
     OffsetLogEntry,
     Totals,
+    is_transient,
     masked,
     parse_initial_offsets,
     parse_offset_log,
     progress_row,
     records_between,
+    sqlstate,
 )
 from consumer.errors import JobError
 from contract.tables import COUNTS_TABLE, DB_TABLES, PROGRESS_TABLE, REJECTED_TABLE
@@ -172,3 +177,147 @@ def test_a_driver_that_is_not_installed_is_named(tmp_path):
     with pytest.raises(JobError) as error:
         DatabaseOutput("postgresql+psycopg2://job@127.0.0.1/logins", "t", "month", tmp_path)
     assert "use postgresql+pg8000://" in str(error.value)
+
+
+# --- The database away for a while ------------------------------------------------------------
+
+
+class PgError(Exception):
+    """What pg8000 raises for a server error: a dict of fields, the SQLSTATE under "C"."""
+
+
+def wrapped(error_class: type[sa.exc.DBAPIError], orig: Exception) -> sa.exc.DBAPIError:
+    return error_class("INSERT ...", {}, orig)
+
+
+def sqlite_error(message: str, code: str) -> sqlite3.OperationalError:
+    error = sqlite3.OperationalError(message)
+    error.sqlite_errorname = f"SQLITE_{code}"
+    return error
+
+
+@pytest.mark.parametrize(
+    ("error", "transient"),
+    [
+        (wrapped(sa.exc.OperationalError, sqlite_error("database is locked", "BUSY")), True),
+        (
+            wrapped(
+                sa.exc.OperationalError,
+                sqlite_error("attempt to write a readonly database", "READONLY_DBMOVED"),
+            ),
+            True,
+        ),
+        (
+            wrapped(
+                sa.exc.OperationalError, sqlite_error("unable to open database file", "CANTOPEN")
+            ),
+            True,
+        ),
+        (wrapped(sa.exc.OperationalError, sqlite_error("disk I/O error", "IOERR_WRITE")), True),
+        (wrapped(sa.exc.OperationalError, sqlite_error("no such table: x", "ERROR")), False),
+        (wrapped(sa.exc.OperationalError, Exception("server closed the connection")), True),
+        (wrapped(sa.exc.InterfaceError, Exception("Can't create a connection to host")), True),
+        (
+            wrapped(sa.exc.DatabaseError, PgError({"C": "57P01", "M": "terminating connection"})),
+            True,
+        ),
+        (
+            wrapped(
+                sa.exc.DatabaseError, PgError({"C": "57P03", "M": "the database is starting up"})
+            ),
+            True,
+        ),
+        (wrapped(sa.exc.DatabaseError, PgError({"C": "08006"})), True),
+        (wrapped(sa.exc.DatabaseError, PgError({"C": "40P01", "M": "deadlock detected"})), True),
+        (
+            wrapped(sa.exc.ProgrammingError, PgError({"C": "42501", "M": "permission denied"})),
+            False,
+        ),
+        (wrapped(sa.exc.IntegrityError, PgError({"C": "23505"})), False),
+        (wrapped(sa.exc.DatabaseError, Exception("no SQLSTATE")), False),
+        (ValueError("not a database error"), False),
+    ],
+)
+def test_what_waiting_may_cure_is_retried_and_nothing_else(error, transient):
+    assert is_transient(error) is transient
+
+
+def test_an_invalidated_connection_is_retried():
+    error = wrapped(sa.exc.DatabaseError, Exception("network error"))
+    error.connection_invalidated = True
+    assert is_transient(error)
+    assert sqlstate(wrapped(sa.exc.DatabaseError, PgError({"C": "57P01"}))) == "57P01"
+    assert sqlstate(ValueError()) is None
+
+
+@pytest.fixture
+def quick_sqlite(monkeypatch):
+    """SQLite attempts that give up on a lock after 0.1 s instead of 10 s."""
+    monkeypatch.setattr("consumer.database.SQLITE_BUSY_TIMEOUT_MS", 100)
+
+
+def hold_lock(path: Path) -> sqlite3.Connection:
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN EXCLUSIVE")
+    return other
+
+
+def test_a_locked_database_is_retried_and_written_once_free(tmp_path, quick_sqlite, capsys):
+    checkpoint = Checkpoint(tmp_path / "checkpoint")
+    checkpoint.batch(0, {"t": {"0": 3, "1": 0}})
+    path = tmp_path / "logins.db"
+    url = f"sqlite:///{path}"
+    sink = DatabaseOutput(url, "t", "month", checkpoint.root, retry_timeout_s=30)
+    other = hold_lock(path)
+    threading.Timer(1.0, lambda: other.execute("COMMIT")).start()
+    sink.write(0, [("2026-01", 3, 2, 1)], [], time.monotonic())
+    out = capsys.readouterr().out.splitlines()
+    assert out[1] == (
+        f"Database at {url} unavailable (OperationalError: database is locked); retrying "
+        "batch 0 for up to 30 s."
+    )
+    assert re.fullmatch(
+        rf"Database at {re.escape(url)} available again after 1\.\d s: batch 0 written\.", out[2]
+    )
+    assert rows(sa.create_engine(url), COUNTS_TABLE) == [("month", "2026-01", 3, 2, 1, 0)]
+    other.close()
+
+
+def test_a_database_locked_past_the_bound_stops_with_nothing_written(tmp_path, quick_sqlite):
+    checkpoint = Checkpoint(tmp_path / "checkpoint")
+    checkpoint.batch(0, {"t": {"0": 3, "1": 0}})
+    path = tmp_path / "logins.db"
+    url = f"sqlite:///{path}"
+    sink = DatabaseOutput(url, "t", "month", checkpoint.root, retry_timeout_s=1)
+    other = hold_lock(path)
+    started = time.monotonic()
+    with pytest.raises(JobError) as error:
+        sink.write(0, [("2026-01", 3, 2, 1)], [], started)
+    assert 1 <= time.monotonic() - started < 3
+    other.execute("COMMIT")
+    other.close()
+    assert error.value.exit_code == EXIT_DATABASE
+    assert re.fullmatch(
+        rf"the database at {re.escape(url)} was unavailable for 1 s while writing batch 0 "
+        r"\(OperationalError: database is locked\), longer than --db-retry-timeout 1\. Nothing "
+        r"of batch 0 was written \(the database and the CSV files hold the batch before it\); "
+        r"rerun the same command once the database is back\.",
+        str(error.value),
+    )
+    assert rows(sa.create_engine(url), COUNTS_TABLE) == []
+
+
+def test_a_database_error_that_needs_a_person_is_not_retried(tmp_path):
+    checkpoint = Checkpoint(tmp_path / "checkpoint")
+    checkpoint.batch(0, {"t": {"0": 3, "1": 0}})
+    url = f"sqlite:///{tmp_path / 'logins.db'}"
+    sink = DatabaseOutput(url, "t", "month", checkpoint.root, retry_timeout_s=60)
+    with sa.create_engine(url).begin() as conn:
+        conn.execute(sa.text(f"DROP TABLE {COUNTS_TABLE}"))
+        conn.execute(sa.text(f"CREATE TABLE {COUNTS_TABLE} (period TEXT)"))
+    started = time.monotonic()
+    with pytest.raises(JobError) as error:
+        sink.write(0, [("2026-01", 3, 2, 1)], [], started)
+    assert time.monotonic() - started < 5
+    assert str(error.value).startswith(f"the database at {url} refused batch 0 (")
+    assert error.value.exit_code == EXIT_DATABASE

@@ -62,9 +62,47 @@ class JobOptions:
     dedupe_window: str | None = "24 hours"
     period: Period = PERIODS[DEFAULT_PERIOD]
     db_url: str | None = None  # a SQLAlchemy URL, or None for no database
+    kafka_retry_timeout_s: int = 60  # how long a running job waits for Kafka to come back
+    db_retry_timeout_s: int = 60  # how long a batch's database write is retried
 
     def kafka_properties(self) -> dict[str, str]:
         return {"bootstrap.servers": self.bootstrap_servers, **self.security.java_properties()}
+
+    def kafka_source_options(self) -> dict[str, str]:
+        """Options of Spark's Kafka source: the client properties (``kafka.``-prefixed) and
+        the retry settings that bound how long a running job waits for Kafka
+        (:func:`kafka_retry_options`)."""
+        client = {f"kafka.{key}": value for key, value in self.kafka_properties().items()}
+        return {**client, **kafka_retry_options(self.kafka_retry_timeout_s)}
+
+
+# Spark's own default number of attempts to fetch offsets, and its pause between them.
+OFFSET_FETCH_ATTEMPTS, OFFSET_FETCH_PAUSE_MS = 3, 1000
+
+
+def kafka_retry_options(timeout_s: int) -> dict[str, str]:
+    """Kafka source options under which a broker that goes away while the job runs is waited
+    for at least ``timeout_s`` seconds (and at most about twice that), then fails the query.
+
+    Nothing here is a loop of ours: every wait is a Kafka client's, three times a third of
+    the bound. The driver asks for offsets ``OFFSET_FETCH_ATTEMPTS`` times
+    (``fetchOffset.numRetries``), each attempt waiting ``default.api.timeout.ms`` while the
+    client reconnects. A task reading records waits ``kafkaConsumer.pollTimeoutMs`` for
+    them, then at most one ``default.api.timeout.ms`` for the partition's offsets, and is
+    attempted three times (``consumer/submit.sh`` gives a local master three task
+    attempts; a cluster has four by default). Spark's own defaults add up to minutes (60 s
+    per offset request, 120 s per poll) or, locally, to one failed request.
+    ``request.timeout.ms`` may not exceed ``default.api.timeout.ms`` (Kafka's admin client
+    refuses that), so it is the same.
+    """
+    third_ms = str(max(timeout_s * 1000 // OFFSET_FETCH_ATTEMPTS, 1000))
+    return {
+        "fetchOffset.numRetries": str(OFFSET_FETCH_ATTEMPTS),
+        "fetchOffset.retryIntervalMs": str(OFFSET_FETCH_PAUSE_MS),
+        "kafkaConsumer.pollTimeoutMs": third_ms,
+        "kafka.default.api.timeout.ms": third_ms,
+        "kafka.request.timeout.ms": third_ms,
+    }
 
 
 _INTERVAL = re.compile(r"^\s*(\d+)\s*(ms|s|sec|seconds?|m|min|minutes?|h|hours?|d|days?)\s*$")
@@ -173,6 +211,16 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value <= 0:
         raise argparse.ArgumentTypeError(f"{text!r} must be greater than 0")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be 0 or more")
     return value
 
 
@@ -306,6 +354,23 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         help="how long to wait for Kafka before failing (default: %(default)s) "
         "[CONSUMER_CONNECT_TIMEOUT]",
     )
+    add(
+        "--kafka-retry-timeout",
+        metavar="SECONDS",
+        type=_positive_int,
+        default=env_default("CONSUMER_KAFKA_RETRY_TIMEOUT", "60"),
+        help="how long a running job waits for Kafka to come back before it stops "
+        "(exit 3; a rerun resumes) (default: %(default)s) [CONSUMER_KAFKA_RETRY_TIMEOUT]",
+    )
+    add(
+        "--db-retry-timeout",
+        metavar="SECONDS",
+        type=_non_negative_int,
+        default=env_default("CONSUMER_DB_RETRY_TIMEOUT", "60"),
+        help="how long a batch's database write is retried while the database is "
+        "unavailable before the job stops (exit 3; a rerun resumes) (default: %(default)s) "
+        "[CONSUMER_DB_RETRY_TIMEOUT]",
+    )
     for flag in SECURITY_FLAGS:  # the same flags and variables as the producer's
         add(
             flag.flag,
@@ -357,4 +422,6 @@ def parse_options(argv: Sequence[str] | None, env: Mapping[str, str]) -> JobOpti
         dedupe_window=args.dedupe_window,
         period=PERIODS[args.period],
         db_url=None if db_url == DB_OFF else db_url,
+        kafka_retry_timeout_s=args.kafka_retry_timeout,
+        db_retry_timeout_s=args.db_retry_timeout,
     )

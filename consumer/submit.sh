@@ -94,6 +94,22 @@ else
   connector_args=(--packages "$connector")
 fi
 
+# A local run listens on loopback only: Spark binds its UI (no authentication), the
+# driver's RPC and the block manager to SPARK_LOCAL_IP, or else to every interface. On a
+# cluster (spark://...) executors on other hosts must reach the driver, so that is left to
+# the cluster's settings.
+master="${CONSUMER_SPARK_MASTER:-local[*]}"
+if [[ "$master" == local* ]]; then
+  export SPARK_LOCAL_IP="${SPARK_LOCAL_IP:-127.0.0.1}"
+fi
+# A local master tries a failed task once; a cluster four times (spark.task.maxFailures).
+# Three attempts let a task that reads Kafka wait for a broker that went away for as long as
+# --kafka-retry-timeout (each attempt waits a third of it: consumer/options.py,
+# kafka_retry_options). A master that names its own attempts (local[2,5]) is kept.
+if [[ "$master" =~ ^local(\[([0-9]+|\*)\])?$ ]]; then
+  master="local[${BASH_REMATCH[2]:-1},3]"
+fi
+
 # The job is a package (consumer/, and contract/ that it shares with the producer): zip
 # both for --py-files, so the driver imports them wherever it runs.
 work="$(mktemp -d "${TMPDIR:-/tmp}/monthly_logins.XXXXXX")"
@@ -156,7 +172,7 @@ if [[ "${1:-}" == --prepare ]]; then # resolve the connector and record the clas
 fi
 
 args=(
-  --master "${CONSUMER_SPARK_MASTER:-local[*]}"
+  --master "$master"
   --name monthly_logins
   "${connector_args[@]}"
   --py-files "$work/job.zip"
@@ -174,7 +190,7 @@ if [[ -n "${SPARK_SUBMIT_EXTRA:-}" ]]; then
   args+=("${extra[@]}")
 fi
 
-echo "spark-submit: Spark $spark_version (Scala $scala_version) at ${CONSUMER_SPARK_MASTER:-local[*]}, connector $connector (${connector_args[0]#--}), $classes" >&2
+echo "spark-submit: Spark $spark_version (Scala $scala_version) at $master, connector $connector (${connector_args[0]#--}), $classes" >&2
 # Stopping: Ctrl-C (SIGINT to the whole foreground group) or SIGTERM to this script must end
 # with the query stopped between batches, not with the JVM torn down under the Python
 # driver (which prints Py4J tracebacks). So spark-submit runs in the background, where the

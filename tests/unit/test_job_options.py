@@ -12,6 +12,7 @@ from consumer import options as options_module
 from consumer.options import (
     JobOptions,
     build_parser,
+    kafka_retry_options,
     parse_dedupe_window,
     parse_options,
     parse_timezone,
@@ -127,6 +128,8 @@ def test_every_default():
         connect_timeout_s=30,
         dedupe_window="24 hours",
         period=PERIODS["month"],
+        kafka_retry_timeout_s=60,
+        db_retry_timeout_s=60,
     )
 
 
@@ -146,6 +149,8 @@ EVERY_FLAG = {
     "--max-future": ("CONSUMER_MAX_FUTURE_SECONDS", "60"),
     "--dedupe-window": ("CONSUMER_DEDUPE_WINDOW", "30m"),
     "--connect-timeout": ("CONSUMER_CONNECT_TIMEOUT", "5"),
+    "--kafka-retry-timeout": ("CONSUMER_KAFKA_RETRY_TIMEOUT", "90"),
+    "--db-retry-timeout": ("CONSUMER_DB_RETRY_TIMEOUT", "0"),
     "--security-protocol": ("KAFKA_SECURITY_PROTOCOL", "SASL_SSL"),
     "--sasl-mechanism": ("KAFKA_SASL_MECHANISM", "PLAIN"),
     "--sasl-username": ("KAFKA_SASL_USERNAME", "alice"),
@@ -169,6 +174,8 @@ EVERY_FIELD = JobOptions(
     dedupe_window="30 minutes",
     period=PERIODS["week"],
     db_url="postgresql+pg8000://job@db:5432/logins",
+    kafka_retry_timeout_s=90,
+    db_retry_timeout_s=0,
 )
 
 
@@ -463,3 +470,31 @@ def test_help_shows_the_security_flags_with_metavar_and_variable():
     ]:
         assert re.search(rf"{flag} {metavar} [^\[]+\[{variable}\]", flat), flag
     assert "CA certificate (PEM) for TLS [KAFKA_SSL_CAFILE]" in flat
+
+
+def test_the_kafka_retry_bound_is_three_waits_of_a_third_by_kafkas_own_clients():
+    assert kafka_retry_options(60) == {
+        "fetchOffset.numRetries": "3",
+        "fetchOffset.retryIntervalMs": "1000",
+        "kafkaConsumer.pollTimeoutMs": "20000",
+        "kafka.default.api.timeout.ms": "20000",
+        "kafka.request.timeout.ms": "20000",
+    }
+    assert kafka_retry_options(20)["kafka.default.api.timeout.ms"] == "6666"
+    assert kafka_retry_options(1)["kafkaConsumer.pollTimeoutMs"] == "1000"  # a floor of 1 s
+
+
+def test_the_source_gets_the_client_properties_and_the_retry_bound():
+    options = parse_options(["--bootstrap-servers", "k:1", "--kafka-retry-timeout", "30"], {})
+    assert options.kafka_source_options() == {
+        "kafka.bootstrap.servers": "k:1",
+        "kafka.security.protocol": "PLAINTEXT",
+        **kafka_retry_options(30),
+    }
+
+
+@pytest.mark.parametrize("flag", ["--kafka-retry-timeout", "--db-retry-timeout"])
+def test_retry_bounds_are_whole_seconds(flag, capsys):
+    with pytest.raises(SystemExit):
+        parse_options([flag, "-1"], {})
+    assert "must be" in capsys.readouterr().err

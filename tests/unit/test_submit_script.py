@@ -101,9 +101,46 @@ def test_extra_python_paths_go_first_on_the_drivers_pythonpath(tmp_path, env, ex
     assert args_file.read_text() == expected
 
 
-def test_default_master_is_local(tmp_path):
+def test_default_master_is_local_with_three_task_attempts(tmp_path):
     args = run_submit(tmp_path, fake_spark_home(tmp_path, "spark-core_2.13-4.0.0.jar"))
-    assert args[args.index("--master") + 1] == "local[*]"
+    assert args[args.index("--master") + 1] == "local[*,3]"
+
+
+@pytest.mark.parametrize(
+    ("master", "given"),
+    [
+        ("local", "local[1,3]"),
+        ("local[2]", "local[2,3]"),
+        ("local[*]", "local[*,3]"),
+        ("local[2,5]", "local[2,5]"),  # attempts of the user's own are kept
+        ("spark://spark-master:7077", "spark://spark-master:7077"),
+    ],
+)
+def test_a_local_master_gets_task_attempts_a_cluster_is_left_alone(tmp_path, master, given):
+    home = fake_spark_home(tmp_path, "spark-core_2.13-4.0.0.jar")
+    args = run_submit(tmp_path, home, CONSUMER_SPARK_MASTER=master)
+    assert args[args.index("--master") + 1] == given
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({}, "127.0.0.1"),  # local: Spark's UI, RPC and block manager on loopback only
+        ({"CONSUMER_SPARK_MASTER": "local[2]"}, "127.0.0.1"),
+        ({"SPARK_LOCAL_IP": "10.1.2.3"}, "10.1.2.3"),  # the user's own choice wins
+        ({"CONSUMER_SPARK_MASTER": "spark://spark-master:7077"}, ""),  # executors must reach it
+    ],
+)
+def test_a_local_run_binds_spark_to_loopback(tmp_path, env, expected):
+    home = fake_spark_home(tmp_path, "spark-core_2.13-4.0.0.jar")
+    (home / "bin" / "spark-submit").write_text(
+        '#!/usr/bin/env bash\nprintf "%s" "${SPARK_LOCAL_IP:-}" > "$SPARK_ARGS_FILE"\n'
+    )
+    args_file = tmp_path / "args"
+    base = {"PATH": os.environ["PATH"], "SPARK_HOME": str(home), "SPARK_ARGS_FILE": str(args_file),
+            "CONSUMER_CLASS_ARCHIVE": "off"}  # fmt: skip
+    subprocess.run([str(SUBMIT)], env={**base, **env}, check=True, capture_output=True)
+    assert args_file.read_text() == expected
 
 
 def test_unknown_spark_layout_is_a_clear_error(tmp_path):

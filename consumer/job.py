@@ -20,13 +20,17 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F  # noqa: N812 - Spark's own documented convention
 from pyspark.sql.streaming import DataStreamWriter, StreamingQuery, StreamingQueryListener
 
+from consumer.checkpoint_log import batch_ids, check_clock_at_start
 from consumer.errors import JobError
 from consumer.guards import (
     check_checkpoint,
     check_kafka,
+    check_topic_id,
     explain_failure,
     last_committed_batch,
+    lock_checkpoint,
     record_checkpoint_identity,
+    retention_note,
 )
 from consumer.options import (
     APP_NAME,
@@ -135,8 +139,8 @@ def read_kafka(spark: SparkSession, options: JobOptions) -> DataFrame:
         # with three partitions that tripled the time to read a 50k-event backlog.
         .option("kafka.fetch.max.wait.ms", "20")
     )
-    for key, value in options.kafka_properties().items():
-        reader = reader.option(f"kafka.{key}", value)
+    # The client properties, and how long a running job waits for a broker that went away.
+    reader = reader.options(**options.kafka_source_options())
     if options.max_offsets_per_trigger:
         reader = reader.option("maxOffsetsPerTrigger", str(options.max_offsets_per_trigger))
     return reader.load().withColumnRenamed("timestamp", "kafka_timestamp")
@@ -246,11 +250,16 @@ def run(spark: SparkSession, options: JobOptions, stop: StopRequest) -> None:
         try:
             writer, output = counting_query(spark, options, read_kafka(spark, options))
         finally:
-            kafka_checked.result()  # raises the check's JobError, before any other error
+            topic = kafka_checked.result()  # raises the check's JobError, before any other
+    check_topic_id(options, topic.topic_id)
+    new_checkpoint = not batch_ids(Path(options.checkpoint_dir) / QUERY_CHECKPOINT / "offsets")
+    note = retention_note(options.topic, topic.earliest, new_checkpoint)
+    if note:
+        print(note, flush=True)
     if stop.requested.is_set():
         print("Stopped before the query started.", flush=True)
         return
-    record_checkpoint_identity(options)
+    record_checkpoint_identity(options, topic.topic_id)
     reporter = BatchReporter()
     spark.streams.addListener(reporter)
     started = time.monotonic()
@@ -267,7 +276,7 @@ def run(spark: SparkSession, options: JobOptions, stop: StopRequest) -> None:
         stopped = await_query(query, stop)
         drained_s = time.monotonic() - started
     except PySparkException as exc:
-        raise explain_failure(exc, options) from None
+        raise output.failure or explain_failure(failure_text(exc), options) from None
     finally:
         if query.isActive:
             query.stop()
@@ -276,7 +285,7 @@ def run(spark: SparkSession, options: JobOptions, stop: StopRequest) -> None:
         print_stopped(options)
         return
     if query.exception() is not None:
-        raise explain_failure(Exception(str(query.exception())), options)
+        raise output.failure or explain_failure(failure_text(query.exception()), options)
     if options.trigger == "available-now":
         if output.batches_written == 0:
             print_previous_result(options)
@@ -284,6 +293,13 @@ def run(spark: SparkSession, options: JobOptions, stop: StopRequest) -> None:
             wait_for_report(reporter, query)
         finished = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
         print(f"Drained {options.topic!r} in {drained_s:.1f} s (finished {finished}).", flush=True)
+
+
+def failure_text(exc: Any) -> Exception:
+    """A failed query's message with the JVM's stack trace (causes included), which PySpark
+    keeps apart from the message."""
+    trace = getattr(exc, "_stackTrace", None) or ""
+    return Exception(f"{exc}\n{trace}" if trace else str(exc))
 
 
 def import_in_background(module: str) -> None:
@@ -310,12 +326,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     stop.install()
     try:
         check_checkpoint(options)  # before Spark starts: a wrong checkpoint fails in a second
+        lock = lock_checkpoint(options)  # held until this process ends, however it ends
+        replanned = check_clock_at_start(
+            Path(options.checkpoint_dir) / QUERY_CHECKPOINT,
+            options.checkpoint_dir,
+            options.dedupe_window,
+            time.time_ns() // 1_000_000,
+        )
+        if replanned:
+            print(replanned, flush=True)
         spark = build_spark(options)
         stop.install()  # again: the SparkContext replaced the SIGINT handler with its own
         try:
             run(spark, options, stop)
         finally:
             spark.stop()
+            lock.close()
     except JobError as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         return exc.exit_code

@@ -14,7 +14,9 @@ from typing import Any
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F  # noqa: N812 - Spark's own documented convention
 
+from consumer.checkpoint_log import check_batch_clock
 from consumer.database import DatabaseOutput
+from consumer.errors import JobError
 from consumer.options import (
     QUERY_CHECKPOINT,
     JobOptions,
@@ -57,13 +59,22 @@ def write_csv_atomically(path: Path, header: Sequence[str], rows: Sequence[Seque
     Rewriting the whole table every batch makes the write idempotent: replaying a batch
     after a crash writes the same table again.
     """
+    os.replace(stage_csv(path, header, rows), path)
+
+
+def stage_csv(path: Path, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> Path:
+    """The table written to a temporary file beside ``path``, ready to be renamed over it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(header)
-        writer.writerows(rows)
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(header)
+            writer.writerows(rows)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return Path(tmp)
 
 
 class TableOutput:
@@ -72,36 +83,72 @@ class TableOutput:
 
     The database (``--db-url``, by default SQLite in the output folder) is opened here,
     when the query is built, so an unreachable one stops the job before its first batch.
+
+    Order within a batch, so that the CSV files and the database never hold different
+    batches when the job ends: the CSV tables are written to temporary files first (a
+    full disk fails here, before anything changed), then the database's transaction commits
+    (retried while the database is away), then the files are renamed over the tables. A
+    batch that fails on the way leaves both at the batch before it; Spark commits the batch
+    only after this returns, so a rerun replays it.
+
+    A :class:`JobError` raised here (the database gone for longer than its bound, a clock
+    behind the checkpoint) is kept in ``failure`` as well: Spark wraps whatever
+    ``foreachBatch`` raises in pages of Java and Python tracebacks, and the job reports this
+    one line instead.
     """
 
     def __init__(self, options: JobOptions, quarantine: Quarantine | None = None) -> None:
         self.options = options
         self.quarantine = quarantine
         self.batches_written = 0
+        self.failure: JobError | None = None
+        self.query_dir = Path(options.checkpoint_dir) / QUERY_CHECKPOINT
         self.database = (
             DatabaseOutput(
                 options.db_url,
                 options.topic,
                 options.period.key,
-                Path(options.checkpoint_dir) / QUERY_CHECKPOINT,
+                self.query_dir,
+                retry_timeout_s=options.db_retry_timeout_s,
             )
             if options.db_url
             else None
         )
 
     def __call__(self, outcomes: DataFrame, batch_id: int) -> None:
+        try:
+            self.write_batch(outcomes, batch_id)
+        except JobError as exc:
+            self.failure = exc
+            raise
+
+    def write_batch(self, outcomes: DataFrame, batch_id: int) -> None:
+        # Before collect() runs the batch: a batch planned with a clock behind the
+        # deduplication watermark would drop its events as late (consumer/checkpoint_log.py).
+        check_batch_clock(self.query_dir, self.options.checkpoint_dir, batch_id)
         started = time.monotonic()  # collect() below runs the batch: read, dedupe, count
         tables = tables_from_outcomes(outcomes.collect())
         if self.quarantine is not None:
             self.quarantine.after_batch(batch_id, sum(count for _, count in tables.rejected))
         period, zone = self.options.period, self.options.timezone
+        staged: list[tuple[Path, Path]] = []
+        try:
+            if self.options.output_dir:
+                out = Path(self.options.output_dir)
+                for path, columns, rows in (
+                    (out / period.csv_name, header(period), tables.counts),
+                    (out / REJECTED_CSV, REJECTED_COLUMNS, tables.rejected),
+                ):
+                    staged.append((stage_csv(path, columns, rows), path))
+            if self.database is not None:
+                self.database.write(batch_id, tables.counts, tables.rejected, started)
+            while staged:
+                tmp, path = staged.pop(0)
+                os.replace(tmp, path)
+        finally:
+            for tmp, _ in staged:
+                tmp.unlink(missing_ok=True)
         print(format_report(batch_id, zone, tables.counts, tables.rejected, period), flush=True)
-        if self.options.output_dir:
-            out = Path(self.options.output_dir)
-            write_csv_atomically(out / period.csv_name, header(period), tables.counts)
-            write_csv_atomically(out / REJECTED_CSV, REJECTED_COLUMNS, tables.rejected)
-        if self.database is not None:
-            self.database.write(batch_id, tables.counts, tables.rejected, started)
         self.batches_written += 1
 
 
@@ -183,9 +230,8 @@ class Quarantine:
             .option("subscribe", self.options.topic)
             .option("startingOffsets", json.dumps(start))
             .option("endingOffsets", json.dumps(end))
+            .options(**self.options.kafka_source_options())
         )
-        for key, value in self.options.kafka_properties().items():
-            reader = reader.option(f"kafka.{key}", value)
         records = reader.load().withColumnRenamed("timestamp", "kafka_timestamp")
         rejected = classify_records(records, self.options.max_future_seconds).where(
             F.col("rejected_reason").isNotNull()

@@ -8,12 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from consumer.errors import EXIT_CHECKPOINT, JobError
+from consumer.errors import EXIT_CHECKPOINT, EXIT_FAILED, EXIT_KAFKA, JobError
 from consumer.guards import (
     check_checkpoint,
+    check_topic_id,
     checkpoint_identity,
     checkpoint_marker,
+    explain_failure,
+    failure_kind,
+    lock_checkpoint,
     record_checkpoint_identity,
+    retention_note,
 )
 from consumer.options import parse_options
 from consumer.sinks import format_report, render_table, write_csv_atomically
@@ -296,3 +301,205 @@ def test_the_csv_is_written_beside_its_target_and_renamed_over_it(tmp_path, monk
     assert source.parent == target.parent
     assert source.name.startswith(".monthly_logins.csv.") and source.name.endswith(".tmp")
     assert target.read_bytes() == b"month,logins\r\n2024-01,3\r\n"
+
+
+# --- The topic's id, the lock, records gone to retention --------------------------------------
+
+
+def test_the_topic_id_is_recorded_added_to_an_old_marker_and_a_recreated_topic_is_refused(
+    tmp_path,
+):
+    options = options_for(tmp_path)
+    record_checkpoint_identity(options, "id-1")
+    assert json.loads((tmp_path / "pipeline.json").read_text())["topic_id"] == "id-1"
+    check_topic_id(options, "id-1")
+    record_checkpoint_identity(options, "id-2")  # an existing id is never overwritten
+    with pytest.raises(JobError) as refused:
+        check_topic_id(options, "id-2")
+    assert refused.value.exit_code == EXIT_CHECKPOINT
+    assert str(refused.value) == (
+        f"the checkpoint {tmp_path} was started on another topic named 'logins': it was "
+        "deleted and created again since (topic id id-1, now id-2), so the checkpoint's "
+        "offsets point at other records. To count the topic as it is now, use a new "
+        "--checkpoint-dir."
+    )
+    old = tmp_path / "old"
+    old.mkdir()
+    marker = {"job": "monthly_logins", "topic": "logins", "timezone": "UTC", "deduplication": True}
+    (old / "pipeline.json").write_text(json.dumps(marker))
+    check_topic_id(options_for(old), "id-9")  # written before ids: accepted ...
+    record_checkpoint_identity(options_for(old), "id-9")  # ... and the id added
+    assert json.loads((old / "pipeline.json").read_text()) == {**marker, "topic_id": "id-9"}
+    check_checkpoint(options_for(old))
+    assert sorted(p.name for p in old.iterdir()) == ["pipeline.json"]
+
+
+def test_a_second_job_on_a_checkpoint_in_use_is_refused_until_the_first_ends(tmp_path):
+    import subprocess
+    import sys
+
+    checkpoint = tmp_path / "checkpoint"
+    options = options_for(checkpoint)
+    hold = (
+        "import sys, time\n"
+        "from consumer.guards import lock_checkpoint\n"
+        "from consumer.options import parse_options\n"
+        "lock = lock_checkpoint(parse_options(['--checkpoint-dir', sys.argv[1]], {}))\n"
+        "print('held', flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", hold, str(checkpoint)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout.readline() == "held\n"
+        with pytest.raises(JobError) as refused:
+            lock_checkpoint(options)
+        assert refused.value.exit_code == EXIT_CHECKPOINT
+        message = str(refused.value)
+        assert message.startswith(
+            f"the checkpoint {checkpoint} is in use by another job (pid {holder.pid} on "
+        )
+        assert message.endswith("Stop that job first, or give this one its own --checkpoint-dir.")
+    finally:
+        holder.kill()  # SIGKILL: the lock goes with the process
+        holder.wait()
+    lock = lock_checkpoint(options)
+    lock.close()
+    # The lock file alone does not make a new folder look foreign.
+    check_checkpoint(options)
+
+
+def test_records_gone_to_retention_are_said_with_how_many():
+    assert retention_note("t", {0: 0, 1: 0}, new_checkpoint=True) is None
+    assert retention_note("t", {}, new_checkpoint=False) is None
+    assert retention_note("t", {2: 734, 0: 1200, 1: 0}, new_checkpoint=True) == (
+        "Note: the first 1,934 records of 't' are no longer in Kafka (retention, or deleted): "
+        "partition 0 starts at offset 1,200, partition 2 starts at offset 734; this new "
+        "checkpoint counts what is left, so its tables (and the database, whose rows it "
+        "replaces) leave them out."
+    )
+    assert retention_note("t", {1: 5}, new_checkpoint=False).endswith(
+        "partition 1 starts at offset 5; this checkpoint counted those it had read before "
+        "they went."
+    )
+
+
+# --- A failed query in one line ---------------------------------------------------------------
+
+# Texts Spark 4.0 really wrote (from runs on damaged and foreign checkpoints, and a broker
+# gone for longer than --kafka-retry-timeout), shortened.
+STREAM_FAILED = "[STREAM_FAILED] Query [id = 1, runId = 2] terminated with exception: "
+SPARK_TEXTS = {
+    "missing_state": STREAM_FAILED + "[FOREACH_BATCH_USER_FUNCTION_ERROR] An error occurred "
+    "in the user provided function in foreach batch sink.\n"
+    "org.apache.spark.SparkException: [CANNOT_LOAD_STATE_STORE.CANNOT_READ_STREAMING_STATE_FILE] "
+    "An error occurred during loading state. Error reading streaming state file of "
+    "file:/cp/monthly/state/0/0/2.changelog does not exist. If the stream job is restarted "
+    "with a new or updated state operation, please create a new checkpoint location or clear "
+    "the existing checkpoint location. SQLSTATE: 58030",
+    "corrupt_state": STREAM_FAILED + "[FOREACH_BATCH_USER_FUNCTION_ERROR] An error occurred.\n"
+    "org.apache.spark.SparkException: [CANNOT_LOAD_STATE_STORE.UNCATEGORIZED] An error "
+    "occurred during loading state.  SQLSTATE: 58030\n\tat org.apache.spark.Foo(Foo.scala:1)\n"
+    "Caused by: java.io.IOException: Stream is corrupted\n"
+    "Caused by: py4j.Py4JException: An exception was raised by the Python Proxy.",
+    "corrupt_commit": STREAM_FAILED + "Failed to read log file file:/cp/monthly/commits/1. "
+    "[MALFORMED_LOG_FILE] Log file was malformed: failed to read correct log version from "
+    "garbage. SQLSTATE: KD002 SQLSTATE: XXKST",
+    "offset_gap": STREAM_FAILED + "[CONCURRENT_STREAM_LOG_UPDATE] Concurrent update to the log. "
+    "Multiple streaming jobs detected for 0.",
+    "schema": STREAM_FAILED + "[STATE_STORE_KEY_SCHEMA_NOT_COMPATIBLE] Provided key schema does "
+    "not match existing state key schema. Please check number and type of fields. However, "
+    "please note that running the query with incompatible schema could cause "
+    "non-deterministic behavior. SQLSTATE: XXKST",
+    "operator": STREAM_FAILED + "[STREAMING_STATEFUL_OPERATOR_NOT_MATCH_IN_STATE_METADATA] "
+    "Streaming stateful operator name does not match with the operator in state metadata.",
+    "future_spark": STREAM_FAILED + "[CANNOT_LOAD_STATE_STORE.INVALID_CHANGE_LOG_READER_VERSION] "
+    "The change log reader version cannot be 9.",
+    "kafka": STREAM_FAILED + "[FOREACH_BATCH_USER_FUNCTION_ERROR] An error occurred in the user "
+    "provided function in foreach batch sink. Reason: An exception was raised by the Python "
+    "Proxy. Return Message: Traceback (most recent call last):\n"
+    "org.apache.spark.SparkException: Job aborted due to stage failure: Task 1 in stage 6.0 "
+    "failed 3 times: org.apache.kafka.common.errors.TimeoutException: Timeout of 6666ms "
+    "expired before the position for partition live-1 could be determined\n",
+    "data_loss": STREAM_FAILED + "Partition t-0's offset was changed from 30 to 2, some data "
+    "may have been missed. Some data may have been lost because they are not available in "
+    "Kafka any more; ... If you don't want your streaming query to fail on such cases, set "
+    'the source option "failOnDataLoss" to "false".',
+    "memory": STREAM_FAILED + "[CANNOT_LOAD_STATE_STORE.ROCKSDB_STORE_PROVIDER_OUT_OF_MEMORY] "
+    "Could not load RocksDB state store.",
+}
+
+
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [
+        ("missing_state", "damaged"),
+        ("corrupt_state", "damaged"),
+        ("corrupt_commit", "damaged"),
+        ("offset_gap", "damaged"),
+        ("schema", "incompatible"),
+        ("operator", "incompatible"),
+        ("future_spark", "incompatible"),
+        ("kafka", "kafka"),
+        ("data_loss", "data_loss"),
+        ("memory", "other"),
+    ],
+)
+def test_each_failure_is_told_by_what_spark_wrote(name, kind):
+    assert failure_kind(SPARK_TEXTS[name]) == kind
+
+
+@pytest.mark.parametrize(
+    ("name", "exit_code", "start"),
+    [
+        (
+            "missing_state",
+            EXIT_FAILED,
+            "the checkpoint {cp} is damaged: /cp/monthly/state/0/0/2.changelog is missing. "
+            "Keep the checkpoint (it holds what was counted so far) and restore that file",
+        ),
+        (
+            "corrupt_state",
+            EXIT_FAILED,
+            "the checkpoint {cp} is damaged: {cp}/monthly/state cannot be read (Stream is "
+            "corrupted). Keep the checkpoint",
+        ),
+        (
+            "corrupt_commit",
+            EXIT_FAILED,
+            "the checkpoint {cp} is damaged: /cp/monthly/commits/1 cannot be read. Keep",
+        ),
+        (
+            "offset_gap",
+            EXIT_FAILED,
+            "the checkpoint {cp} is damaged: {cp}/monthly/offsets has a gap in its offset log.",
+        ),
+        (
+            "schema",
+            EXIT_CHECKPOINT,
+            "the checkpoint {cp} was written by another version of this query or of Spark "
+            "([STATE_STORE_KEY_SCHEMA_NOT_COMPATIBLE] Provided key schema",
+        ),
+        (
+            "kafka",
+            EXIT_KAFKA,
+            "Kafka at localhost:9092 stopped answering while the job ran and was still "
+            "unreachable after --kafka-retry-timeout 60 s (Timeout of 6666ms expired before "
+            "the position for partition live-1 could be determined). Nothing is lost: once "
+            "Kafka is back, rerun the same command to resume. (Spark's details: "
+            "{cp}/last-failure.txt)",
+        ),
+        ("memory", EXIT_FAILED, "the streaming query failed: [CANNOT_LOAD_STATE_STORE.ROCKSDB"),
+    ],
+)
+def test_a_failed_query_is_one_line_and_its_details_a_file(tmp_path, name, exit_code, start):
+    error = explain_failure(Exception(SPARK_TEXTS[name]), options_for(tmp_path))
+    message = str(error)
+    assert error.exit_code == exit_code
+    assert message.startswith(start.format(cp=tmp_path)), message
+    assert "\n" not in message
+    assert message.endswith(f"(Spark's details: {tmp_path / 'last-failure.txt'})")
+    assert SPARK_TEXTS[name] in (tmp_path / "last-failure.txt").read_text()
+    if error.exit_code != EXIT_CHECKPOINT:
+        assert "new --checkpoint-dir" not in message

@@ -112,6 +112,13 @@ class LocalKafka:
     PLAIN for ``plain_users`` (name -> password, kept in the listener's JAAS settings as
     Kafka's built-in PLAIN server expects).
 
+    ``sasl_ssl_port`` adds a SASL_SSL listener: the same users and mechanisms, over TLS
+    with the SSL listener's identity (PLAIN, which sends the password as it is, belongs here).
+
+    No password ever appears on a command line (``/proc/<pid>/cmdline`` is readable by every
+    user): the SCRAM credentials reach ``kafka-storage format`` through a Java argument file
+    readable by this user only, and the files holding passwords or keys are created that way.
+
     ``ssl_port`` adds an SSL (TLS) listener whose identity is ``ssl_certfile`` (the
     server's certificate chain, PEM, leaf first) and ``ssl_keyfile`` (its unencrypted
     PKCS#8 key, PEM). Kafka reads both from one PEM keystore file (``ssl.keystore.type=PEM``),
@@ -127,6 +134,7 @@ class LocalKafka:
     scram_users: Mapping[str, str] = field(default_factory=dict)
     plain_users: Mapping[str, str] = field(default_factory=dict)
     ssl_port: int | None = None
+    sasl_ssl_port: int | None = None
     ssl_certfile: Path | None = None
     ssl_keyfile: Path | None = None
     heap: str = os.environ.get("LOCAL_KAFKA_HEAP", "512m")
@@ -148,6 +156,10 @@ class LocalKafka:
     @property
     def ssl_bootstrap_servers(self) -> str:
         return f"{self.host}:{self.ssl_port}"
+
+    @property
+    def sasl_ssl_bootstrap_servers(self) -> str:
+        return f"{self.host}:{self.sasl_ssl_port}"
 
     @property
     def ssl_keystore_file(self) -> Path:
@@ -178,33 +190,46 @@ class LocalKafka:
         advertised = [f"PLAINTEXT://{self.host}:{self.port}"]
         protocols = ["PLAINTEXT:PLAINTEXT", "CONTROLLER:PLAINTEXT"]
         props: dict[str, str] = {}
-        if self.sasl_port is not None:
-            listeners.append(f"SASL_PLAINTEXT://{self.host}:{self.sasl_port}")
-            advertised.append(f"SASL_PLAINTEXT://{self.host}:{self.sasl_port}")
-            protocols.append("SASL_PLAINTEXT:SASL_PLAINTEXT")
-            mechanisms = ["SCRAM-SHA-256", "SCRAM-SHA-512"]
+        sasl_listeners = [
+            (name, port)
+            for name, port in (("SASL_PLAINTEXT", self.sasl_port), ("SASL_SSL", self.sasl_ssl_port))
+            if port is not None
+        ]
+        mechanisms = ["SCRAM-SHA-256", "SCRAM-SHA-512"] + (["PLAIN"] if self.plain_users else [])
+        for name, port in sasl_listeners:
+            listeners.append(f"{name}://{self.host}:{port}")
+            advertised.append(f"{name}://{self.host}:{port}")
+            protocols.append(f"{name}:{name}")
+            prefix = f"listener.name.{name.lower()}"
             for mechanism in ("scram-sha-256", "scram-sha-512"):
-                props[f"listener.name.sasl_plaintext.{mechanism}.sasl.jaas.config"] = (
+                props[f"{prefix}.{mechanism}.sasl.jaas.config"] = (
                     "org.apache.kafka.common.security.scram.ScramLoginModule required;"
                 )
             if self.plain_users:
                 # PLAIN's built-in server checks passwords against user_<name> options.
-                mechanisms.append("PLAIN")
                 users = "".join(
                     f' user_{_jaas_name(name)}="{_jaas_escape(password)}"'
                     for name, password in self.plain_users.items()
                 )
-                props["listener.name.sasl_plaintext.plain.sasl.jaas.config"] = (
+                props[f"{prefix}.plain.sasl.jaas.config"] = (
                     f"org.apache.kafka.common.security.plain.PlainLoginModule required{users};"
                 )
+        if sasl_listeners:
             props["sasl.enabled.mechanisms"] = ",".join(mechanisms)
+        tls_listeners = [
+            name
+            for name, port in (("SSL", self.ssl_port), ("SASL_SSL", self.sasl_ssl_port))
+            if port is not None
+        ]
         if self.ssl_port is not None:
             listeners.append(f"SSL://{self.host}:{self.ssl_port}")
             advertised.append(f"SSL://{self.host}:{self.ssl_port}")
             protocols.append("SSL:SSL")
-            props["listener.name.ssl.ssl.keystore.type"] = "PEM"
-            props["listener.name.ssl.ssl.keystore.location"] = str(self.ssl_keystore_file)
-            props["listener.name.ssl.ssl.client.auth"] = "none"
+        for name in tls_listeners:
+            prefix = f"listener.name.{name.lower()}"
+            props[f"{prefix}.ssl.keystore.type"] = "PEM"
+            props[f"{prefix}.ssl.keystore.location"] = str(self.ssl_keystore_file)
+            props[f"{prefix}.ssl.client.auth"] = "none"
         listeners.append(f"CONTROLLER://{self.host}:{self.controller_port}")
         props.update(
             {
@@ -297,7 +322,16 @@ class LocalKafka:
             *quorum,
             *scram,
         )
-        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        # The SCRAM passwords go through a Java argument file (java @file), not argv.
+        argfile = self.home / "storage-format.args"
+        argfile.touch(mode=0o600, exist_ok=True)
+        argfile.write_text("\n".join(_java_argfile_quote(a) for a in command[1:]) + "\n")
+        try:
+            result = subprocess.run(
+                [command[0], f"@{argfile}"], capture_output=True, text=True, check=False
+            )
+        finally:
+            argfile.unlink(missing_ok=True)
         if result.returncode != 0:
             raise LocalKafkaError(
                 f"formatting {self.data_dir} failed:\n"
@@ -311,12 +345,12 @@ class LocalKafka:
         written afresh at every start so that a restart picks up new certificates, and is
         created readable by this user only because it holds the private key.
         """
-        if self.ssl_port is None:
+        if self.ssl_port is None and self.sasl_ssl_port is None:
             return
         if self.ssl_certfile is None or self.ssl_keyfile is None:
             raise LocalKafkaError(
-                "ssl_port needs ssl_certfile (the server's certificate chain, PEM) and "
-                "ssl_keyfile (its unencrypted PKCS#8 key, PEM)"
+                "ssl_port and sasl_ssl_port need ssl_certfile (the server's certificate chain, "
+                "PEM) and ssl_keyfile (its unencrypted PKCS#8 key, PEM)"
             )
         try:
             key = Path(self.ssl_keyfile).read_text()
@@ -353,6 +387,7 @@ class LocalKafka:
             raise LocalKafkaError(str(exc)) from None
         self.home.mkdir(parents=True, exist_ok=True)
         self._write_keystore()
+        self.properties_file.touch(mode=0o600, exist_ok=True)  # PLAIN users' passwords
         self.properties_file.write_text(
             "# Written by services/kafka.py; edit LocalKafka.properties() instead.\n"
             + "".join(
@@ -430,6 +465,11 @@ def _jaas_name(name: str) -> str:
             f"PLAIN user name {name!r}: use letters, digits, '.', '_' or '-' only"
         )
     return name
+
+
+def _java_argfile_quote(argument: str) -> str:
+    """One argument of a Java argument file: quoted, with backslashes and quotes escaped."""
+    return '"' + argument.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _properties_escape(value: str) -> str:

@@ -3,8 +3,11 @@ connector resolved and Spark's classes recorded (both happen once, on the first 
 
 from __future__ import annotations
 
+import os
+import signal
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -44,3 +47,14 @@ def newest(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Newest]:
         yield Newest(versions, broker)
     finally:
         broker.stop()
+
+
+@pytest.fixture
+def restartable_broker(tmp_path: Path) -> Iterator[LocalKafka]:
+    """A broker of one test's own, which the test may pause, kill and restart."""
+    broker = LocalKafka(home=tmp_path / "kafka", port=free_port(), controller_port=free_port())
+    broker.start()
+    yield broker
+    if broker.pid() is not None:
+        os.kill(broker.pid(), signal.SIGCONT)  # a test that failed while the broker was paused
+    broker.stop()

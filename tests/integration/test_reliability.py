@@ -11,18 +11,16 @@ import json
 import os
 import random
 import signal
-import sqlite3
 import subprocess
 import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from contract.tables import COUNTS_TABLE, PROGRESS_TABLE
-from services.kafka import LocalKafka
 from tests.support.conditions import wait_for
+from tests.support.database import read_job_database
 from tests.support.jobs import JobRun, RunningJob, run_job, start_producer
-from tests.support.kafka import free_port, produce_with_metadata, read_topic
+from tests.support.kafka import produce_with_metadata, read_topic
 from tests.support.reliability import record_reliability
 from tests.support.truth import expected_monthly
 
@@ -246,30 +244,6 @@ def test_killing_the_job_repeatedly_loses_and_duplicates_nothing(kafka_broker, t
     assert sum(n for parts in last_offsets.values() for n in parts.values()) == acknowledged
     assert [r["repeats_dropped"] for r in progress] == [0] * len(progress), replay
     assert progress[-1]["total_logins"] == acknowledged, replay
-
-
-def read_job_database(path) -> dict[str, list[dict]]:
-    """The job's counts and progress tables through Python's sqlite3 (not the job's code)."""
-    connection = sqlite3.connect(path)
-    connection.row_factory = sqlite3.Row
-    try:
-        return {
-            "counts": [dict(r) for r in connection.execute(f"SELECT * FROM {COUNTS_TABLE}")],
-            "progress": [
-                dict(r)
-                for r in connection.execute(f"SELECT * FROM {PROGRESS_TABLE} ORDER BY batch_id")
-            ],
-        }
-    finally:
-        connection.close()
-
-
-@pytest.fixture
-def restartable_broker(tmp_path):
-    broker = LocalKafka(home=tmp_path / "kafka", port=free_port(), controller_port=free_port())
-    broker.start()
-    yield broker
-    broker.stop()
 
 
 def test_broker_restarts_while_producing_keep_exactly_the_acknowledged_events(

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from datetime import datetime, timezone
 from pathlib import Path
 
 from consumer.database import DatabaseOutput
+from contract.tables import COUNTS_TABLE, PROGRESS_TABLE
 
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
 
@@ -27,3 +29,19 @@ def written_database(tmp_path: Path) -> str:
         counts = [("2026-W47", 60, 57, 3), ("2026-W48", n - 62, n - 70, 8)]
         sink.write(batch_id, counts, [("oversized", 2)], 0.0)
     return url
+
+
+def read_job_database(path: Path) -> dict[str, list[dict]]:
+    """The job's counts and progress tables through Python's sqlite3 (not the job's code)."""
+    connection = sqlite3.connect(path)
+    connection.row_factory = sqlite3.Row
+    try:
+        return {
+            "counts": [dict(r) for r in connection.execute(f"SELECT * FROM {COUNTS_TABLE}")],
+            "progress": [
+                dict(r)
+                for r in connection.execute(f"SELECT * FROM {PROGRESS_TABLE} ORDER BY batch_id")
+            ],
+        }
+    finally:
+        connection.close()

@@ -57,12 +57,21 @@ class LocalPostgres:
             str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres",
             "--auth-host=scram-sha-256", "--auth-local=peer", f"--pwfile={password_file}",
         )  # fmt: skip
+        self.resume()
+
+    def resume(self) -> None:
+        """Start the server (again, after :meth:`halt`) on the same port and data."""
         options = f"-p {self.port} -k {self.home} -c listen_addresses=127.0.0.1"
         # -w: pg_ctl itself polls until the server accepts connections (60 s at most).
         self._run(
             str(self.bin / "pg_ctl"), "-D", str(self.data), "-o", options,
             "-l", str(self.home / "server.log"), "-w", "-t", "60", "start",
         )  # fmt: skip
+
+    def halt(self) -> None:
+        """Stop the server as an operator would mid-run (fast: open sessions are ended and
+        their transactions rolled back), keeping its data for :meth:`resume`."""
+        self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop")
 
     def stop(self) -> None:
         try:

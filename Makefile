@@ -173,7 +173,8 @@ bench: $(STAMP) ## Benchmarks against a minimal Spark job and Kafka's tools (abo
 
 .PHONY: reliability
 reliability: $(STAMP) ## Run the fault-injection tests and regenerate docs/RELIABILITY.md
-	$(PY) -m pytest tests/integration/test_reliability.py tests/integration/test_security.py
+	$(PY) -m pytest tests/integration/test_reliability.py tests/integration/test_live_faults.py \
+	  tests/integration/test_checkpoint_guards.py tests/integration/test_security.py
 	$(PY) scripts/reliability_report.py
 
 .PHONY: audit

@@ -28,6 +28,7 @@ with pyspark alone when the database is off.
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import time
 from collections.abc import Mapping, Sequence
@@ -194,6 +195,10 @@ def create_db_engine(url: str) -> Any:
     """
     import sqlalchemy as sa
 
+    # Closing a pooled connection to a server that went away fails; the pool logs that with
+    # a traceback (to stderr, through logging's last resort). The write's retry says what
+    # happened in one line instead.
+    logging.getLogger("sqlalchemy.pool").setLevel(logging.CRITICAL)
     engine = sa.create_engine(url, pool_pre_ping=True)
     if engine.dialect.name == "sqlite":
         database = engine.url.database

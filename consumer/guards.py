@@ -396,7 +396,12 @@ def first_line(text: str, limit: int = 300) -> str:
     """The first line of ``text`` without Spark's ``[STREAM_FAILED] Query [...]`` prefix."""
     line = (text.strip().splitlines() or [""])[0]
     line = re.sub(r"^\[STREAM_FAILED\] Query \[[^]]*\] terminated with exception: ", "", line)
-    return line[:limit]
+    return without_sqlstate(line)[:limit]
+
+
+def without_sqlstate(text: str) -> str:
+    """Spark's ``SQLSTATE: XXKST`` suffixes mean nothing to the reader of one line."""
+    return re.sub(r"\s*SQLSTATE: \w+", "", text).strip()
 
 
 def record_failure(options: JobOptions, text: str) -> Path | None:
@@ -451,7 +456,7 @@ def explain_failure(exc: Exception, options: JobOptions) -> JobError:
         return JobError(f"{damage_report(text, options)}{see}", EXIT_FAILED)
     if kind == "kafka":
         cause = _KAFKA_TIMEOUT.search(text)
-        detail = cause["detail"].strip()[:200] if cause else first_line(text, 200)
+        detail = without_sqlstate(cause["detail"])[:200] if cause else first_line(text, 200)
         return JobError(
             f"Kafka at {options.bootstrap_servers} stopped answering while the job ran and "
             f"was still unreachable after --kafka-retry-timeout {options.kafka_retry_timeout_s} "

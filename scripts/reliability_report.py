@@ -2,9 +2,10 @@
 
     make reliability      # runs the tests, then this script
 
-Each test in tests/integration/test_reliability.py and tests/integration/test_security.py
-writes one JSON file to output/reliability/ with the figures it observed; this script turns
-them into the table in docs/RELIABILITY.md. Each row shows when its file was written, so a
+Each test in tests/integration/test_reliability.py, test_live_faults.py,
+test_checkpoint_guards.py and test_security.py writes one JSON file per row (some write
+several) to output/reliability/ with the figures it observed; this script turns them into
+the table in docs/RELIABILITY.md. Each row shows when its file was written, so a
 row left over from an earlier run (after rerunning only some of the tests) says so.
 """
 
@@ -28,10 +29,26 @@ ORDER = [
     "consumer_crash",
     "broker_restart",
     "producer_sigterm",
+    # tests/integration/test_live_faults.py
+    "live_broker_paused",
+    "live_broker_killed",
+    "live_broker_gone",
+    "live_postgres_stopped",
+    "live_sqlite_locked",
+    "live_sqlite_read_only",
+    "live_sqlite_locked_too_long",
+    # tests/integration/test_checkpoint_guards.py
+    "records_gone_to_retention",
+    "topic_recreated",
+    "checkpoint_damaged",
+    "checkpoint_in_use",
+    "clock_behind_checkpoint",
+    "clock_stepped_back",
     # tests/integration/test_security.py
     "scram",
     "sasl_plain",
     "tls",
+    "sasl_ssl",
     "tls_untrusted",
     "tls_expired",
 ]
@@ -41,11 +58,15 @@ HEADER = """# Reliability: nothing lost, nothing double-counted
 Every row is an integration test on the real local Kafka broker and real Spark (no mocks),
 run by `make test`. Each compares the final result with the truth computed independently
 from the records on the topic (Python's `zoneinfo`, not Spark), or with what Kafka
-acknowledged; every figure below is what the test observed in its run. The security rows
-run the producer and the job through each listener: with the right settings the job's table
-must equal the truth read back through the PLAINTEXT listener; with a wrong password, an
-unknown CA or an expired certificate both must stop with exit status 3 and a one-line
-message naming the cause, leaving the events already on the topic as they were.
+acknowledged; every figure below is what the test observed in its run, recorded before the
+test's assertions, whatever the outcome. The "while the job runs" rows inject the fault into
+a live job (2 s trigger) while the producer sends, and state the bound: how long the
+outage is ridden out before the job stops with one line. The checkpoint and clock rows
+damage, reuse or rewrite a real checkpoint. The security rows run the producer and the job
+through each listener: with the right settings the job's table must equal the truth read
+back through the PLAINTEXT listener; with a wrong password, an unknown CA or an expired
+certificate both must stop with exit status 3 and a one-line message naming the cause,
+leaving the events already on the topic as they were.
 Regenerate this page with `make reliability`.
 
 Measured {when} on {machine}.
@@ -77,9 +98,33 @@ FOOTER = """
   repeats were dropped. `--dedupe-window 0` counts every record. A repeat arriving later
   than the window is counted again: that bounds the state the job keeps (in RocksDB, on
   local disk, with the checkpoint holding its changelogs; see the README's "State").
-- **The job refuses** instead of printing an empty table: unreachable broker or wrong
-  credentials (exit 3), missing topic (exit 3), a checkpoint from another topic, time zone,
-  deduplication setting or another query (exit 4).
+- **Faults while the job runs** are ridden out for a bound, then end the job with one
+  `error:` line (Spark's whole text goes to `CHECKPOINT/last-failure.txt`) and exit 3; a
+  rerun resumes exactly. Kafka (`--kafka-retry-timeout`, 60 s): no loop of ours, only the
+  clients' own waits, each a third of the bound: the driver asks for offsets 3 times
+  (`fetchOffset.numRetries`, each waiting `default.api.timeout.ms`), a task waits
+  `kafkaConsumer.pollTimeoutMs` for records and is attempted 3 times (`local[*,3]`; a
+  cluster has 4), so an outage shorter than the bound is survived and a longer one ends
+  the job within about twice the bound. The database (`--db-retry-timeout`, 60 s): the
+  batch's transaction, keyed by batch id, is retried with pauses doubling from 0.5 s to
+  5 s while the error is one waiting may cure (a lock, a read-only or full disk, a server
+  stopped or restarting); others stop the job at once. Within a batch the CSV tables are
+  written to temporary files, then the database commits, then the files are renamed: when
+  the job ends, the CSV and the database hold the same batch.
+- **The job refuses** instead of printing an empty table or counting wrong: unreachable
+  broker or wrong credentials (exit 3), missing topic (exit 3); with exit 4 a checkpoint
+  from another topic (also one deleted and recreated: Kafka's topic id is in the
+  checkpoint's `pipeline.json`), time zone, period, deduplication setting, query or Spark
+  version, a checkpoint another running job holds (an `flock` that a `kill -9` releases),
+  and a clock behind the checkpoint. A damaged checkpoint file (a missing state file, an
+  unreadable offset log) is named with exit 1 and the advice to restore it, never to
+  discard the checkpoint. Every start says how many records retention has removed.
+- **The clock**: deduplication keys on processing time, and Spark drops a batch's rows as
+  late when the batch's time is at or before the watermark of the batch before it (the
+  newest batch time minus `--dedupe-window`). The job checks this from the offset log
+  before Spark starts (a clock behind the last watermark: exit 4) and in every batch before
+  it reads anything (a clock stepped back while running: exit 4, nothing written); the
+  next start with a right clock plans the refused batch again.
 
 ## Security
 
@@ -99,7 +144,13 @@ FOOTER = """
   apart: a client whose `--security-protocol` does not match the listener (TLS against a
   plain listener, or the reverse) is reported as a broker that did not answer, except
   that the producer names a failed TLS handshake.
-- PLAIN sends the password as it is: outside a test, use it only over TLS (`SASL_SSL`).
+- PLAIN sends the password as it is: outside a test, use it only over TLS (`SASL_SSL`, a
+  row above).
+- No password on a command line: producer and job read it from a file or the environment,
+  the test broker's SCRAM users are created through a Java argument file readable by its
+  owner only; the `sasl_ssl` row reads `/proc/<pid>/cmdline` of every process of the run
+  and the Spark UI's environment and SQL pages. A local job binds Spark (UI, driver,
+  block manager) to 127.0.0.1 (`SPARK_LOCAL_IP`), checked with `ss -ltnp` in that row.
 - Compose publishes every port on 127.0.0.1 only, commits no secrets, and runs no container
   as root except the one-shot step that makes the Spark volumes writable for Bitnami's
   non-root user; the producer image runs as uid 10001 with a read-only root filesystem.

@@ -88,23 +88,3 @@ def test_starting_offsets_latest_counts_only_what_arrives_after_the_start(
         assert job.monthly() == expected_monthly(after)
     finally:
         job.stop()
-
-
-def test_records_gone_from_the_topic_fail_the_query_with_exit_1(kafka_broker, topic, tmp_path):
-    """failOnDataLoss: a checkpoint ahead of the topic (recreated) is an error, not a guess."""
-    from kafka import KafkaAdminClient
-
-    first = [event(i, datetime(2024, 7, 1, tzinfo=timezone.utc)) for i in range(30)]
-    produce_raw(kafka_broker.bootstrap_servers, topic, encoded(first))
-    assert run_job(kafka_broker, topic, tmp_path).monthly == expected_monthly(first)
-    admin = KafkaAdminClient(bootstrap_servers=kafka_broker.bootstrap_servers)
-    admin.delete_topics([topic])
-    wait_for(lambda: topic not in admin.list_topics(), 30, "the topic's deletion")
-    admin.create_topics({topic: {"num_partitions": 3}}, wait_for_metadata=True)
-    admin.close()
-    produce_raw(kafka_broker.bootstrap_servers, topic, encoded(first[:2]))
-    run = run_job(kafka_broker, topic, tmp_path, check=False)
-    assert run.result.returncode == 1, run.output[-3000:]
-    assert f"are gone from '{topic}' (the topic was deleted and recreated" in run.output
-    assert "use a new --checkpoint-dir" in run.output
-    assert "Traceback" not in run.output

@@ -30,7 +30,8 @@ from pathlib import Path
 import pytest
 
 from services.kafka import LocalKafka
-from tests.support.jobs import JobRun, run_job
+from tests.support.conditions import wait_for
+from tests.support.jobs import JobRun, RunningJob, run_job, start_producer
 from tests.support.kafka import free_port, read_topic
 from tests.support.reliability import record_reliability
 from tests.support.truth import expected_monthly
@@ -170,7 +171,8 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
 
 @pytest.fixture(scope="module")
 def secure_broker(tmp_path_factory: pytest.TempPathFactory, pki: Pki) -> Iterator[LocalKafka]:
-    """One broker with every listener under test: PLAINTEXT (for the truth), SASL and SSL."""
+    """One broker with every listener under test: PLAINTEXT (for the truth), SASL_PLAINTEXT,
+    SSL and SASL_SSL."""
     broker = LocalKafka(
         home=tmp_path_factory.mktemp("secure"),
         port=free_port(),
@@ -179,6 +181,7 @@ def secure_broker(tmp_path_factory: pytest.TempPathFactory, pki: Pki) -> Iterato
         scram_users={USER: PASSWORD},
         plain_users={PLAIN_USER: PLAIN_PASSWORD},
         ssl_port=free_port(),
+        sasl_ssl_port=free_port(),
         ssl_certfile=pki.server_cert,
         ssl_keyfile=pki.server_key,
     )
@@ -409,6 +412,103 @@ def test_plain_right_password_counts_exactly(secure_broker: LocalKafka, tmp_path
         f"wrong password refused in {wrong.seconds:.1f} s (exit {wrong.result.returncode})",
     )
     assert PLAIN_PASSWORD not in right.result.stdout + right.result.stderr + counted.output
+
+
+# -- SASL_SSL, and what a run exposes ----------------------------------------------------------
+
+
+def secrets_in_spark_ui(port: int, secrets: tuple[str, ...]) -> tuple[bool, list[str]]:
+    """Whether the Spark UI on ``port`` answers, and which ``secrets`` its REST API shows on
+    the environment page and in the streaming query's SQL plans."""
+    import urllib.request
+
+    def get(path: str) -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/{path}", timeout=10) as r:
+            return r.read().decode()
+
+    try:
+        (app,) = json.loads(get("applications"))
+    except (OSError, ValueError):
+        return False, []
+    pages = get(f"applications/{app['id']}/environment") + get(f"applications/{app['id']}/sql")
+    return True, [secret for secret in secrets if secret in pages]
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_sasl_ssl_counts_exactly_and_no_password_leaves_the_process(
+    secure_broker: LocalKafka, pki: Pki, tmp_path: Path
+) -> None:
+    """PLAIN over TLS, as the docs recommend for PLAIN. While producer and job run: no
+    command line of the producer, the job (submit.sh, the driver JVM, the Python driver) or
+    the broker holds a password, the Spark UI's environment page and SQL plans show none,
+    and every socket the job listens on is on 127.0.0.1."""
+    from tests.support.faults import command_line, listening_sockets, process_group
+
+    address, topic = secure_broker.sasl_ssl_bootstrap_servers, "sasl-ssl"
+    flags = [*PLAIN_FLAGS, "--ssl-cafile", str(pki.ca)]
+    flags[flags.index("SASL_PLAINTEXT")] = "SASL_SSL"
+    secret = tmp_path / "kafka-password"
+    secret.write_text(PLAIN_PASSWORD + "\n")
+    secret.chmod(0o600)
+    summary = tmp_path / "producer.json"
+    job = RunningJob(
+        Address(address), topic, tmp_path, "--trigger", "1s", *flags,
+        env={"KAFKA_SASL_PASSWORD": PLAIN_PASSWORD},
+    )  # fmt: skip
+    producer = None
+    try:
+        wait_for(lambda: "Counting new records" in job.stdout or not job.alive(), 240, "the job")
+        producer = start_producer(
+            address, topic, *flags, "--sasl-password-file", str(secret), "--count", str(EVENTS),
+            "--rate", "40", "--summary-json", str(summary),
+        )  # fmt: skip
+        assert producer.poll() is None, "the producer ended before its command line was read"
+        processes = {**process_group(job.process.pid), producer.pid: command_line(producer.pid)}
+        broker_pid = secure_broker.pid()
+        assert broker_pid is not None
+        processes[broker_pid] = command_line(broker_pid)
+        sockets = listening_sockets(set(process_group(job.process.pid)))
+        ui = [port for _, port, _ in sockets if secrets_in_spark_ui(port, ())[0]]
+        ui_leaks = secrets_in_spark_ui(ui[0], (PLAIN_PASSWORD, PASSWORD))[1] if ui else []
+        _, stderr = producer.communicate(timeout=180)
+        acknowledged = json.loads(summary.read_text())["acknowledged"]
+        records = read_back(secure_broker, topic, acknowledged)
+        truth = expected_monthly(json.loads(r.value) for r in records)
+        wait_for(lambda: job.monthly() == truth or not job.alive(), 180, "the job's table")
+        counted = job.monthly() or {}
+    finally:
+        if producer is not None and producer.poll() is None:
+            producer.kill()
+        job.stop()
+    leaking = [pid for pid, line in processes.items() if PLAIN_PASSWORD in line or PASSWORD in line]
+    result = tally(acknowledged, records, counted)
+    kinds = {"java" if "java" in line.split()[0] else line.split()[0].rsplit("/", 1)[-1]
+             for line in processes.values()}  # fmt: skip
+    record_exact_run(
+        "sasl_ssl",
+        result,
+        fault="SASL_SSL (PLAIN over TLS); no password on a command line, in the Spark UI or "
+        "beyond loopback",
+        injection="producer (password in a file) and a live job (KAFKA_SASL_PASSWORD) on the "
+        "broker's SASL_SSL listener with --ssl-cafile; their /proc/<pid>/cmdline, the "
+        "broker's, `ss -ltnp` and the Spark UI's REST API read while both ran",
+        events=acknowledged,
+        note=f"{acknowledged:,} acknowledged, {result.on_topic:,} on the topic, "
+        f"{result.counted:,} counted; {len(processes)} command lines ({', '.join(sorted(kinds))}"
+        f") with {len(leaking)} password; {len(sockets)} listening sockets of the job, "
+        f"{sum(a != '127.0.0.1' for a, _, _ in sockets)} beyond 127.0.0.1; Spark UI "
+        f"{'found' if ui else 'NOT found'}, {len(ui_leaks)} password in its environment and "
+        "SQL pages",
+    )
+    assert producer.returncode == 0, stderr[-3000:]
+    assert leaking == [], {pid: processes[pid] for pid in leaking}
+    assert len(processes) >= 5  # submit.sh, the driver JVM, the Python driver, producer, broker
+    assert ui and ui_leaks == []
+    assert sockets and all(address == "127.0.0.1" for address, _, _ in sockets), sockets
+    output = job.stdout + job.stderr_path.read_text()
+    assert PLAIN_PASSWORD not in output
+    assert oct(secure_broker.properties_file.stat().st_mode & 0o777) == "0o600"
 
 
 # -- TLS -------------------------------------------------------------------------------------

@@ -422,6 +422,8 @@ SPARK_TEXTS = {
     "org.apache.spark.SparkException: Job aborted due to stage failure: Task 1 in stage 6.0 "
     "failed 3 times: org.apache.kafka.common.errors.TimeoutException: Timeout of 6666ms "
     "expired before the position for partition live-1 could be determined\n",
+    "kafka_driver": STREAM_FAILED + "org.apache.kafka.common.errors.TimeoutException: Timed out "
+    "waiting for a node assignment. Call: listNodes SQLSTATE: XXKST\n",
     "data_loss": STREAM_FAILED + "Partition t-0's offset was changed from 30 to 2, some data "
     "may have been missed. Some data may have been lost because they are not available in "
     "Kafka any more; ... If you don't want your streaming query to fail on such cases, set "
@@ -442,6 +444,7 @@ SPARK_TEXTS = {
         ("operator", "incompatible"),
         ("future_spark", "incompatible"),
         ("kafka", "kafka"),
+        ("kafka_driver", "kafka"),
         ("data_loss", "data_loss"),
         ("memory", "other"),
     ],
@@ -489,6 +492,13 @@ def test_each_failure_is_told_by_what_spark_wrote(name, kind):
             "the position for partition live-1 could be determined). Nothing is lost: once "
             "Kafka is back, rerun the same command to resume. (Spark's details: "
             "{cp}/last-failure.txt)",
+        ),
+        (
+            "kafka_driver",
+            EXIT_KAFKA,
+            "Kafka at localhost:9092 stopped answering while the job ran and was still "
+            "unreachable after --kafka-retry-timeout 60 s (Timed out waiting for a node "
+            "assignment. Call: listNodes). Nothing is lost",
         ),
         ("memory", EXIT_FAILED, "the streaming query failed: [CANNOT_LOAD_STATE_STORE.ROCKSDB"),
     ],

@@ -10,15 +10,16 @@ import json
 import shutil
 import signal
 import time
+import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
-from tests.support.conditions import unavailable, wait_for
+from tests.support.conditions import wait_for
 from tests.support.events import encoded, login
 from tests.support.jobs import JobRun, RunningJob, run_job, start_producer
-from tests.support.kafka import produce_raw, read_topic
+from tests.support.kafka import free_port, produce_raw, read_topic
 from tests.support.reliability import record_reliability
 from tests.support.truth import expected_monthly
 
@@ -59,7 +60,8 @@ def kafka_topic_id(broker, topic: str) -> str:
         (described,) = admin.describe_topics([topic])
     finally:
         admin.close()
-    return base64.urlsafe_b64encode(described["topic_id"].bytes).rstrip(b"=").decode()
+    raw = uuid.UUID(str(described["topic_id"])).bytes  # kafka-python: the UUID's usual form
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
 def admin_call(broker, action) -> object:
@@ -98,7 +100,8 @@ def test_records_gone_to_retention_are_said_and_a_recreated_topic_is_refused(
     kafka_broker, topic, tmp_path
 ):
     sent = send(kafka_broker, topic, events(0, 30))
-    first = run_job(kafka_broker, topic, tmp_path)
+    # Each run's table is read as it left it: the runs share one output folder.
+    first = run_job(kafka_broker, topic, tmp_path).monthly
     marker = json.loads((tmp_path / "checkpoint" / "pipeline.json").read_text())
     first_id = kafka_topic_id(kafka_broker, topic)
 
@@ -107,6 +110,7 @@ def test_records_gone_to_retention_are_said_and_a_recreated_topic_is_refused(
     delete_records_before(kafka_broker, topic, 0, gone)
     sent += send(kafka_broker, topic, events(30, 12))
     again = run_job(kafka_broker, topic, tmp_path)
+    again_table = again.monthly
     # 2. A new checkpoint on that topic says what it can no longer count.
     fresh = run_job(kafka_broker, topic, tmp_path / "fresh")
     left = topic_truth(kafka_broker, topic, len(sent) - gone)
@@ -114,6 +118,7 @@ def test_records_gone_to_retention_are_said_and_a_recreated_topic_is_refused(
     more = send(kafka_broker, topic, events(42, 9))
     delete_records_before(kafka_broker, topic, 0, end_offsets(kafka_broker, topic)[0])
     unread = run_job(kafka_broker, topic, tmp_path, check=False)
+    unread_table = unread.monthly
     counted = expected_monthly(sent)
     sent += more
     # 4. The topic deleted and created again, with more records than before: refused (exit 4).
@@ -142,12 +147,13 @@ def test_records_gone_to_retention_are_said_and_a_recreated_topic_is_refused(
         "checkpoint on the topic, then records deleted before the checkpoint read them",
         times=2,
         events=len(sent) - len(more),
-        lost=max(logins(counted) - logins(again.monthly), 0)
+        lost=max(logins(counted) - logins(again_table), 0)
         + max(logins(left) - logins(fresh.monthly), 0),
-        double_counted=max(logins(again.monthly) - logins(counted), 0)
+        double_counted=max(logins(again_table) - logins(counted), 0)
         + max(logins(fresh.monthly) - logins(left), 0),
-        note=f"each start said how many records are gone ({said in again.output} and "
-        f"{said in fresh.output}); the new checkpoint counted {logins(fresh.monthly)} of the "
+        note=f"the resumed and the new checkpoint's starts said how many records are gone: "
+        f"{'yes' if said in again.output else 'NO'}, {'yes' if said in fresh.output else 'NO'}; "
+        f"the new checkpoint counted {logins(fresh.monthly)} of the "
         f"{logins(left)} left; unread records gone: exit {unread.result.returncode}, not "
         "skipped",
     )
@@ -162,22 +168,21 @@ def test_records_gone_to_retention_are_said_and_a_recreated_topic_is_refused(
         double_counted=max(logins(refused.monthly) - logins(counted), 0),
         note=f"exit {refused.result.returncode} in {refused_s:.0f} s naming the topic ids "
         f"({marker.get('topic_id')} then {new_id}); the table "
-        f"{'kept' if refused.monthly == counted else 'CHANGED'}; without the id check Spark "
-        "resumes at the old offsets and skips the new records below them",
+        f"{'kept' if refused.monthly == counted else 'CHANGED'}",
     )
-    assert first.monthly == expected_monthly(sent[:30])
+    assert first == expected_monthly(sent[:30])
     assert marker["topic_id"] == first_id
     assert (
         f"{said} (retention, or deleted): partition 0 starts at offset {gone:,}; this "
         "checkpoint counted those it had read before they went." in again.output
     )
-    assert again.monthly == counted
+    assert again_table == counted
     assert f"partition 0 starts at offset {gone:,}; this new checkpoint counts" in fresh.output
     assert fresh.monthly == left
     assert unread.result.returncode == 1, unread.output[-3000:]
     (error,) = errors_of(unread)
     assert f"are gone from {topic!r} (retention or a deletion removed them first)" in error
-    assert unread.monthly == counted  # the table as it was
+    assert unread_table == counted  # the table as it was
     assert refused.result.returncode == 4, refused.output[-3000:]
     (error,) = errors_of(refused)
     assert f"was started on another topic named {topic!r}" in error
@@ -313,13 +318,12 @@ def test_a_clock_behind_the_checkpoint_is_refused_and_a_batch_planned_with_it_is
     offsets = tmp_path / "checkpoint" / "monthly" / "offsets"
     now = int(time.time() * 1000)
     # The last batch ran while the clock was 26 h ahead: its watermark is 2 h from now.
-    original = rewrite_entry(
-        offsets / "0", batchWatermarkMs=now + 2 * hour, batchTimestampMs=now + 26 * hour
-    )
+    rewrite_entry(offsets / "0", batchWatermarkMs=now + 2 * hour, batchTimestampMs=now + 26 * hour)
     sent += send(kafka_broker, topic, events(30, 20))
     started = time.monotonic()
     behind = run_job(kafka_broker, topic, tmp_path, check=False)
     behind_s = time.monotonic() - started
+    behind_table = behind.monthly  # the runs share one output folder
     # The clock right again, and a batch 1 that was planned while it was 2 h behind and
     # never ran (as the job leaves it after refusing it): the start plans it again.
     rewrite_entry(offsets / "0", batchWatermarkMs=now - hour, batchTimestampMs=now)
@@ -342,108 +346,108 @@ def test_a_clock_behind_the_checkpoint_is_refused_and_a_batch_planned_with_it_is
         double_counted=0,
         note=f"refused with exit {behind.result.returncode} in {behind_s:.0f} s naming the "
         f"clock, nothing written; the stale batch planned again (exit "
-        f"{replanned.result.returncode}) and every event counted (original watermark "
-        f"{original['batchWatermarkMs']})",
+        f"{replanned.result.returncode}) and {logins(counted)} of {len(sent)} events counted",
     )
     assert behind.result.returncode == 4, behind.output[-3000:]
     (error,) = errors_of(behind)
     assert "error: this machine's clock is behind the checkpoint" in error
     assert "Set the clock right (NTP)" in error
-    assert behind.monthly == expected_monthly(sent[:30])
+    assert behind_table == expected_monthly(sent[:30])
     assert behind_s < 30  # before Spark's session
     assert replanned.result.returncode == 0, replanned.output[-3000:]
     assert "Batch 1 had been planned with a clock that was behind" in replanned.output
     assert counted == truth == expected_monthly(sent)
 
 
-FAKETIME = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1")
-
-
-def test_a_clock_stepped_back_under_a_running_job_is_refused_and_the_rerun_is_exact(
+def test_a_batch_judged_against_a_watermark_after_its_own_time_is_refused_while_running(
     kafka_broker, topic, tmp_path
 ):
-    """libfaketime steps the whole job's clock (JVM and Python) back by 5 minutes while it
-    runs with a 1-minute dedupe window: the next batch would drop its events as late."""
-    if not FAKETIME.exists():
-        unavailable("libfaketime (Debian package faketime) is not installed")
-    clock = tmp_path / "faketime"
-    clock.write_text("+0\n")
-    faked = {
-        "LD_PRELOAD": str(FAKETIME),
-        "FAKETIME_TIMESTAMP_FILE": str(clock),
-        "FAKETIME_CACHE_DURATION": "1",
-        "FAKETIME_DONT_FAKE_MONOTONIC": "1",
-    }
+    """The check inside every batch, on a live job: the offset log is rewritten as if the
+    batches so far had been planned by a clock an hour (and the dedupe window) ahead, so the
+    next batch's own time is behind the watermark it is judged against, which is what a
+    clock stepped back while the job runs does. (libfaketime, which could step the JVM's
+    clock for real, breaks Spark 4's start-up here: the block manager fails to register.)"""
     summary = tmp_path / "producer.json"
     producer = start_producer(
         kafka_broker.bootstrap_servers, topic, "--rate", "100", "--duration", "900s",
         "--summary-json", str(summary),
     )  # fmt: skip
-    job = RunningJob(
-        kafka_broker, topic, tmp_path, "--trigger", "2s", "--dedupe-window", "1m", env=faked
-    )
+    job = RunningJob(kafka_broker, topic, tmp_path, "--trigger", "2s")
+    offsets = tmp_path / "checkpoint" / "monthly" / "offsets"
+    originals: dict[Path, str] = {}
     try:
-        wait_for(lambda: "batch 2:" in job.stdout or not job.alive(), 240, "three batches")
-        assert job.alive(), job.stdout[-3000:] + job.stderr_path.read_text()[-3000:]
-        clock.write_text("-5m\n")
-        stepped = time.monotonic()
-        wait_for(lambda: not job.alive(), 120, "the job to refuse the stepped-back clock")
-        refused_s = time.monotonic() - stepped
+        wait_for(lambda: "batch 1:" in job.stdout or not job.alive(), 240, "two batches")
+        ahead = int(time.time() * 1000) + 3_600_000
+        for entry in sorted(p for p in offsets.iterdir() if p.name.isdigit()):
+            originals[entry] = entry.read_text()
+            staged = entry.with_name(f".{entry.name}.rewrite")
+            staged.write_text(originals[entry])
+            rewrite_entry(staged, batchWatermarkMs=ahead)
+            staged.replace(entry)
+            (offsets / f".{entry.name}.crc").unlink(missing_ok=True)
+        rewritten = time.monotonic()
+        wait_for(lambda: not job.alive(), 120, "the job to refuse the batch")
+        refused_s = time.monotonic() - rewritten
     finally:
         if job.alive():
             job.kill_hard()
         producer.send_signal(signal.SIGTERM)
         producer.communicate(timeout=120)
     output = job.stdout + job.stderr_path.read_text()
+    table_at_exit = job.monthly() or {}
+    for entry, text in originals.items():  # the clock (and the log) right again
+        entry.write_text(text)
     acknowledged = json.loads(summary.read_text())["acknowledged"]
-    rerun = run_job(kafka_broker, topic, tmp_path, "--dedupe-window", "1m", check=False)
+    rerun = run_job(kafka_broker, topic, tmp_path, check=False)
     counted = rerun.monthly if rerun.result.returncode == 0 else {}
     truth = topic_truth(kafka_broker, topic, acknowledged)
     errors = [line for line in output.splitlines() if line.startswith("error:")]
+    refused_batch = next(
+        (int(e.split("batch ")[1].split()[0]) for e in errors if "stepped back" in e), None
+    )
     record_reliability(
         "clock_stepped_back",
         fault="Driver clock stepped back by more than --dedupe-window while the job runs",
-        injection="libfaketime on the job (JVM and Python): the clock stepped back 5 min "
-        "under --dedupe-window 1m, producer at 100 events/s; then a rerun with the real clock",
+        injection="live job (2 s trigger, producer at 100 events/s); the offset log rewritten "
+        "under it as if its batches had been planned by a clock 1 h + the window ahead; then "
+        "the log restored and the job rerun",
         times=1,
         events=acknowledged,
-        lost=max(sum(v[0] for v in truth.values()) - sum(v[0] for v in counted.values()), 0),
-        double_counted=max(sum(v[0] for v in counted.values()) - acknowledged, 0),
-        note=f"job refused {refused_s:.0f} s after the step with exit {job.process.returncode} "
-        f"({len(errors)} error line, nothing of the batch written); rerun exit "
-        f"{rerun.result.returncode}, re-planned the refused batch and counted "
-        f"{sum(v[0] for v in counted.values()):,} of {acknowledged:,}",
+        lost=max(logins(truth) - logins(counted), 0),
+        double_counted=max(logins(counted) - logins(truth), 0),
+        note=f"batch {refused_batch} refused {refused_s:.0f} s after the rewrite with exit "
+        f"{job.process.returncode}, {len(errors)} error line, before reading (table at exit: "
+        f"{logins(table_at_exit):,} logins); the rerun (exit {rerun.result.returncode}) "
+        f"counted {logins(counted):,} of {acknowledged:,}",
     )
     assert job.process.returncode == 4, output[-3000:]
-    assert len(errors) == 1 and "the clock of this machine stepped back" in errors[0]
+    assert len(errors) == 1 and "the clock of this machine stepped back" in errors[0], errors
     assert "Traceback" not in output and "\tat " not in output
     assert rerun.result.returncode == 0, rerun.output[-3000:]
-    assert "had been planned with a clock that was behind" in rerun.output
     assert counted == truth
 
 
 def test_the_spark_ui_of_a_local_run_listens_on_loopback_only(kafka_broker, topic, tmp_path):
     """What ``ss -ltnp`` shows for every process of a local job: nothing beyond 127.0.0.1."""
-    from tests.support.faults import listening_sockets, process_group
+    from tests.support.faults import listening_sockets, process_group, spark_ui_port
 
     send(kafka_broker, topic, events(0, 5))
-    job = RunningJob(kafka_broker, topic, tmp_path, "--trigger", "2s")
+    asked = free_port()
+    env = {"SPARK_SUBMIT_EXTRA": f"--conf spark.ui.port={asked}"}
+    job = RunningJob(kafka_broker, topic, tmp_path, "--trigger", "2s", env=env)
     try:
         wait_for(lambda: "batch 0:" in job.stdout or not job.alive(), 240, "the first batch")
-        pids = set(process_group(job.process.pid))
-        sockets = listening_sockets(pids)
-        ui = [s for s in sockets if _answers_as_spark_ui(s[1])]
+        sockets = listening_sockets(set(process_group(job.process.pid)))
+        ui = spark_ui_port(sockets, asked)
+        answers = ui is not None and _answers_as_spark_ui(ui)
     finally:
         job.stop()
-    assert ui, sockets  # the UI is on (bound to loopback), so someone can look
+    assert answers, sockets  # the UI is on (bound to loopback), so someone can look
     assert sockets and all(address == "127.0.0.1" for address, _, _ in sockets), sockets
 
 
 def _answers_as_spark_ui(port: int) -> bool:
     import urllib.request
 
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/applications", timeout=5) as r:
-            return r.status == 200 and "monthly_logins" in r.read().decode()
-    except OSError:
-        return False
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/applications", timeout=10) as r:
+        return r.status == 200 and "monthly_logins" in r.read().decode()

@@ -141,5 +141,15 @@ def listening_sockets(pids: set[int]) -> list[tuple[str, int, int]]:
                 continue
             pid = int(owner.split("pid=")[1].split(",")[0])
             if pid in pids:
-                found.append((address.strip("[]"), int(port), pid))
+                # Java's sockets are IPv6 ones; an IPv4 address shows as ::ffff:127.0.0.1.
+                address = address.strip("[]").removeprefix("::ffff:")
+                found.append((address, int(port), pid))
     return found
+
+
+def spark_ui_port(sockets: list[tuple[str, int, int]], asked: int) -> int | None:
+    """The port the Spark UI took when asked for ``asked`` (``spark.ui.port``): that one or,
+    when taken, one of the next 16 Spark tries; found among the job's ``sockets`` without
+    sending anything to its other ports."""
+    ports = sorted(port for _, port, _ in sockets if asked <= port <= asked + 16)
+    return ports[0] if ports else None

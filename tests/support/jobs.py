@@ -14,6 +14,7 @@ import pytest
 from contract.tables import PERIODS, REJECTED_CSV, read_counts, read_rejected
 from services.kafka import LocalKafka
 from services.spark_submit import submit_command, submit_env
+from tests.support.kafka import free_port
 
 
 @dataclass
@@ -43,6 +44,14 @@ class JobRun:
         return read_rejected(self.output_dir / REJECTED_CSV)
 
 
+def spark_env(env: dict[str, str] | None) -> dict[str, str]:
+    """The job's extra environment; Spark's UI on a free port rather than 4040, which a
+    user's own Spark (or the Docker stack) may be using."""
+    env = dict(env or {})
+    env.setdefault("SPARK_SUBMIT_EXTRA", f"--conf spark.ui.port={free_port()}")
+    return env
+
+
 def run_job(
     broker: LocalKafka,
     topic: str,
@@ -70,7 +79,7 @@ def run_job(
     )
     result = subprocess.run(
         command,
-        env=submit_env(master, **(env or {})),
+        env=submit_env(master, **spark_env(env)),
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -113,7 +122,7 @@ class RunningJob:
         with self.stdout_path.open("w") as out, self.stderr_path.open("w") as err:
             self.process = subprocess.Popen(
                 command,
-                env=submit_env(**(env or {})),
+                env=submit_env(**spark_env(env)),
                 stdout=out,
                 stderr=err,
                 start_new_session=True,

@@ -449,5 +449,5 @@ def test_the_spark_ui_of_a_local_run_listens_on_loopback_only(kafka_broker, topi
 def _answers_as_spark_ui(port: int) -> bool:
     import urllib.request
 
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/applications", timeout=10) as r:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/applications", timeout=60) as r:
         return r.status == 200 and "monthly_logins" in r.read().decode()

@@ -112,7 +112,9 @@ def process_group(pgid: int) -> dict[int, str]:
         try:
             if os.getpgid(int(entry.name)) != pgid:
                 continue
-            found[int(entry.name)] = command_line(int(entry.name))
+            line = command_line(int(entry.name))
+            if line:  # not a process that has just exited (a zombie shows nothing)
+                found[int(entry.name)] = line
         except (ProcessLookupError, FileNotFoundError, PermissionError):
             continue
     return found

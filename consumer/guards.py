@@ -248,25 +248,28 @@ def check_checkpoint(options: JobOptions) -> None:
         )
 
 
-def record_checkpoint_identity(options: JobOptions, topic_id: str | None = None) -> None:
+def record_checkpoint_identity(
+    options: JobOptions, topic_id: str | None = None, **recorded: Any
+) -> None:
     """Written once Kafka has answered, so a run that never started claims no checkpoint.
 
     ``topic_id`` (Kafka's id of the topic) is added to a marker written before topic ids
     were recorded, and is kept as it was otherwise (see :func:`check_topic_id`).
+    ``recorded``: facts kept for the reader (such as the state store), not compared.
     """
     marker = checkpoint_marker(options)
     if not marker.exists():
         marker.parent.mkdir(parents=True, exist_ok=True)
-        identity = checkpoint_identity(options)
+        identity = {**checkpoint_identity(options), **recorded}
         if topic_id is not None:
             identity["topic_id"] = topic_id
         marker.write_text(json.dumps(identity, indent=2) + "\n")
         return
-    recorded = json.loads(marker.read_text())
-    if topic_id is not None and "topic_id" not in recorded:
-        recorded["topic_id"] = topic_id
+    existing = json.loads(marker.read_text())
+    if topic_id is not None and "topic_id" not in existing:
+        existing["topic_id"] = topic_id
         staged = marker.with_name(f".{marker.name}.tmp")
-        staged.write_text(json.dumps(recorded, indent=2) + "\n")
+        staged.write_text(json.dumps(existing, indent=2) + "\n")
         staged.replace(marker)
 
 

@@ -17,12 +17,12 @@ from typing import Any
 
 from pyspark.errors import PySparkException
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F  # noqa: N812 - Spark's own documented convention
 from pyspark.sql.streaming import DataStreamWriter, StreamingQuery, StreamingQueryListener
 
 from consumer.checkpoint_log import batch_ids, check_clock_at_start
-from consumer.errors import JobError
+from consumer.errors import EXIT_CHECKPOINT, JobError
 from consumer.guards import (
+    TopicFacts,
     check_checkpoint,
     check_kafka,
     check_topic_id,
@@ -43,6 +43,17 @@ from consumer.sinks import (
     TableOutput,
     print_previous_result,
 )
+from consumer.state_store import (
+    AUTO,
+    MEMORY,
+    PROVIDER_CONF,
+    PROVIDERS,
+    backlog_records,
+    checkpoint_store,
+    choose_store,
+    describe,
+    store_settings,
+)
 from consumer.transform import (
     aggregate_outcomes,
     classify_records,
@@ -51,14 +62,19 @@ from consumer.transform import (
 
 
 class BatchReporter(StreamingQueryListener):
-    """One line per batch: rows read, rows/s, rejected rows, duration (from query progress).
+    """One line per batch: records read, rejected, repeats dropped, duration, rates.
 
-    Spark delivers listener events asynchronously; ``last_batch_id`` lets the run wait for
-    the final line before it prints its summary.
+    The counts come from what Spark and the sink know anyway: records read from the
+    query's progress, repeats from the deduplication's own metric, rejections from the
+    sink (the growth of the rejected total). Observed metrics (``DataFrame.observe``)
+    would count them too, but cost the counting query a sixth of its CPU per record
+    (docs/PERFORMANCE.md). Spark delivers listener events asynchronously;
+    ``last_batch_id`` lets the run wait for the final line before it prints its summary.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, output: TableOutput | None = None) -> None:
         self.last_batch_id = -1
+        self.output = output
 
     def onQueryStarted(self, event: Any) -> None:  # noqa: N802 - Spark's listener API
         pass
@@ -67,10 +83,13 @@ class BatchReporter(StreamingQueryListener):
         progress = event.progress
         if progress.name != APP_NAME:
             return
-        metrics = progress.observedMetrics.get("batch")
-        unique = progress.observedMetrics.get("unique")
-        rejected = (metrics["rejected"] or 0) if metrics is not None else 0
-        repeated = (metrics["records"] - unique["records"]) if metrics and unique else 0
+        found = self.output.rejected_in_batch.get(progress.batchId) if self.output else None
+        rejected = f"{found:,}" if found is not None else "unknown"
+        repeated = sum(
+            op.customMetrics.get("numDroppedDuplicateRows", 0)
+            for op in progress.stateOperators
+            if op.operatorName.startswith("dedupe")
+        )
         duration_ms = progress.durationMs.get("triggerExecution", 0)
         # Spark knows the arrival rate only from the second batch on.
         arrival = (
@@ -81,7 +100,7 @@ class BatchReporter(StreamingQueryListener):
         self.last_batch_id = progress.batchId
         print(
             f"[{APP_NAME}] batch {progress.batchId}: {progress.numInputRows:,} records read, "
-            f"{rejected:,} rejected, {repeated:,} repeated event ids dropped, "
+            f"{rejected} rejected, {repeated:,} repeated event ids dropped, "
             f"{duration_ms / 1000:.2f} s ({arrival}processed "
             f"{progress.processedRowsPerSecond:,.0f} records/s)",
             flush=True,
@@ -89,21 +108,6 @@ class BatchReporter(StreamingQueryListener):
 
     def onQueryTerminated(self, event: Any) -> None:  # noqa: N802
         pass
-
-
-# The deduplication's state holds every event id of the dedupe window: a live job's state
-# grows to its rate times the window. Spark's default store keeps all of it on the JVM
-# heap and copies it for every batch, so a batch slows as the state grows, until the heap
-# runs out. RocksDB keeps it off-heap and on local disk, and with changelog checkpointing
-# each batch writes only what changed. Counting the store's rows would cost a lookup on
-# every write, and nothing reads that count. A checkpoint keeps the store it started with
-# (Spark records it), so checkpoints made before this default go on as they were.
-STATE_STORE = {
-    "spark.sql.streaming.stateStore.providerClass":
-        "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider",
-    "spark.sql.streaming.stateStore.rocksdb.changelogCheckpointing.enabled": "true",
-    "spark.sql.streaming.stateStore.rocksdb.trackTotalNumberOfRows": "false",
-}  # fmt: skip
 
 
 def build_spark(options: JobOptions) -> SparkSession:
@@ -120,11 +124,49 @@ def build_spark(options: JobOptions) -> SparkSession:
         .getOrCreate()
     )
     spark.sparkContext.setLogLevel("WARN")
+    return spark
+
+
+def heap_bytes(spark: SparkSession) -> int:
+    """The heap that holds the state: the driver's in local mode, else an executor's."""
+    context = spark.sparkContext
+    if context.master.startswith("local"):
+        return int(context._jvm.java.lang.Runtime.getRuntime().maxMemory())
+    return int(context._jsc.sc().executorMemory()) * 2**20
+
+
+def configure_state_store(spark: SparkSession, options: JobOptions) -> str:
+    """Set the state store for this run (see :mod:`consumer.state_store`); returns it.
+
+    A checkpoint keeps the store it started with; a new one takes ``--state-store``, or a
+    ``--conf`` of the store given to spark-submit.
+    """
     given = spark.sparkContext.getConf()
-    for key, value in STATE_STORE.items():
+    drain = options.trigger == "available-now"
+    existing = checkpoint_store(Path(options.checkpoint_dir) / QUERY_CHECKPOINT)
+    if existing is not None:
+        if options.state_store not in (AUTO, existing):
+            raise JobError(
+                f"the checkpoint {options.checkpoint_dir} keeps its state {describe(existing)}; "
+                f"--state-store {options.state_store} needs a new --checkpoint-dir.",
+                EXIT_CHECKPOINT,
+            )
+        store = existing
+    elif given.contains(PROVIDER_CONF) and options.state_store == AUTO:
+        store = {c: n for n, c in PROVIDERS.items()}.get(given.get(PROVIDER_CONF), "")
+    elif options.dedupe_window is None and options.state_store == AUTO:
+        store = MEMORY  # no ids to keep: the state is the few rows of the counts
+    else:
+        backlog = None
+        if drain and options.state_store == AUTO:
+            backlog = backlog_records(
+                spark, options.kafka_properties(), options.topic, options.starting_offsets
+            )
+        store = choose_store(options.state_store, drain, backlog, heap_bytes(spark))
+    for key, value in store_settings(store, changelog=not drain).items() if store else ():
         if not given.contains(key):  # a --conf from spark-submit wins
             spark.conf.set(key, value)
-    return spark
+    return store or given.get(PROVIDER_CONF)
 
 
 def read_kafka(spark: SparkSession, options: JobOptions) -> DataFrame:
@@ -153,18 +195,10 @@ def counting_query(
     drop repeats, count, write.
 
     Its sink prints and writes the whole table after every batch, and has the batch's
-    rejected records quarantined. Two observed metrics give the per-batch line its counts.
+    rejected records quarantined.
     """
     classified = classify_records(records, options.max_future_seconds)
-    observed = classified.observe(
-        "batch",
-        F.count(F.lit(1)).alias("records"),
-        F.count("rejected_reason").alias("rejected"),
-    )
-    # Counted after deduplication: the difference to "records" is the repeats dropped.
-    unique = drop_repeated_events(observed, options.dedupe_window).observe(
-        "unique", F.count(F.lit(1)).alias("records")
-    )
+    unique = drop_repeated_events(classified, options.dedupe_window)
     output = TableOutput(options, Quarantine(options, spark))
     writer = (
         aggregate_outcomes(unique, options.period.key)
@@ -245,12 +279,18 @@ def print_stopped(options: JobOptions) -> None:
 def run(spark: SparkSession, options: JobOptions, stop: StopRequest) -> None:
     # The Kafka check waits on the network and building the query only on the driver, so
     # they run side by side; Kafka's answer still comes first, and nothing starts without it.
+    # The state store is chosen after Kafka answered (a drain's store depends on its
+    # backlog), on the same thread, and before the query starts (Spark reads it then).
+    def check_and_choose_store() -> tuple[TopicFacts, str]:
+        topic = check_kafka(spark, options)
+        return topic, configure_state_store(spark, options)
+
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="check-kafka") as pool:
-        kafka_checked = pool.submit(check_kafka, spark, options)
+        kafka_checked = pool.submit(check_and_choose_store)
         try:
             writer, output = counting_query(spark, options, read_kafka(spark, options))
         finally:
-            topic = kafka_checked.result()  # raises the check's JobError, before any other
+            topic, store = kafka_checked.result()  # raises the check's JobError first
     check_topic_id(options, topic.topic_id)
     new_checkpoint = not batch_ids(Path(options.checkpoint_dir) / QUERY_CHECKPOINT / "offsets")
     note = retention_note(options.topic, topic.earliest, new_checkpoint)
@@ -259,8 +299,15 @@ def run(spark: SparkSession, options: JobOptions, stop: StopRequest) -> None:
     if stop.requested.is_set():
         print("Stopped before the query started.", flush=True)
         return
-    record_checkpoint_identity(options, topic.topic_id)
-    reporter = BatchReporter()
+    record_checkpoint_identity(options, topic.topic_id, state_store=store)
+    if store == MEMORY and options.trigger != "available-now" and options.dedupe_window:
+        print(
+            f"State: {describe(store)}, as this checkpoint started (with a drain). A live run "
+            f"keeps every event id of the last {options.dedupe_window} there; for a long one "
+            "at a high rate, start a new --checkpoint-dir (it will use RocksDB).",
+            flush=True,
+        )
+    reporter = BatchReporter(output)
     spark.streams.addListener(reporter)
     started = time.monotonic()
     query = writer.start()

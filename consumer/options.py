@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
+from consumer.state_store import AUTO, STORES
 from contract.kafka import (
     DEFAULT_BOOTSTRAP_SERVERS,
     DEFAULT_TOPIC,
@@ -64,6 +65,7 @@ class JobOptions:
     db_url: str | None = None  # a SQLAlchemy URL, or None for no database
     kafka_retry_timeout_s: int = 60  # how long a running job waits for Kafka to come back
     db_retry_timeout_s: int = 60  # how long a batch's database write is retried
+    state_store: str = AUTO  # auto, memory or rocksdb (consumer/state_store.py)
 
     def kafka_properties(self) -> dict[str, str]:
         return {"bootstrap.servers": self.bootstrap_servers, **self.security.java_properties()}
@@ -347,6 +349,16 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         "0 counts every record (default: 24h) [CONSUMER_DEDUPE_WINDOW]",
     )
     add(
+        "--state-store",
+        type=_one_of(*STORES),
+        metavar="{" + ",".join(STORES) + "}",
+        default=env_default("CONSUMER_STATE_STORE", AUTO),
+        help="where a new checkpoint keeps its state: memory (the JVM heap; fastest) or "
+        "rocksdb (off the heap, on disk; any size); auto: memory for a drain whose ids fit "
+        "in a quarter of the heap, rocksdb otherwise; fixed by the checkpoint once started "
+        "(default: %(default)s) [CONSUMER_STATE_STORE]",
+    )
+    add(
         "--connect-timeout",
         metavar="SECONDS",
         type=_positive_int,
@@ -424,4 +436,5 @@ def parse_options(argv: Sequence[str] | None, env: Mapping[str, str]) -> JobOpti
         db_url=None if db_url == DB_OFF else db_url,
         kafka_retry_timeout_s=args.kafka_retry_timeout,
         db_retry_timeout_s=args.db_retry_timeout,
+        state_store=args.state_store,
     )

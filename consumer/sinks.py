@@ -103,6 +103,8 @@ class TableOutput:
         self.batches_written = 0
         self.failure: JobError | None = None
         self.query_dir = Path(options.checkpoint_dir) / QUERY_CHECKPOINT
+        # Per batch, how many records it rejected (None: unknown, on an old checkpoint).
+        self.rejected_in_batch: dict[int, int | None] = {}
         self.database = (
             DatabaseOutput(
                 options.db_url,
@@ -129,7 +131,11 @@ class TableOutput:
         started = time.monotonic()  # collect() below runs the batch: read, dedupe, count
         tables = tables_from_outcomes(outcomes.collect())
         if self.quarantine is not None:
-            self.quarantine.after_batch(batch_id, sum(count for _, count in tables.rejected))
+            rejected_total = sum(count for _, count in tables.rejected)
+            previous = self.quarantine.after_batch(batch_id, rejected_total)
+            self.rejected_in_batch[batch_id] = (
+                None if previous is None else rejected_total - previous
+            )
         period, zone = self.options.period, self.options.timezone
         staged: list[tuple[Path, Path]] = []
         try:
@@ -195,15 +201,17 @@ class Quarantine:
         )
         self.progress_dir = Path(options.checkpoint_dir) / "quarantine-progress"
 
-    def after_batch(self, batch_id: int, rejected_total: int) -> None:
-        """Quarantine this batch's rejected records, if it had any."""
+    def after_batch(self, batch_id: int, rejected_total: int) -> int | None:
+        """Quarantine this batch's rejected records, if it had any; returns the rejected
+        total after the previous batch (None if unknown)."""
         previous = self._recorded_total(batch_id - 1) if batch_id > 0 else 0
         if previous is None or rejected_total > previous:
-            self._extract(batch_id)
+            self.extract(batch_id)
         self.progress_dir.mkdir(parents=True, exist_ok=True)
         marker = self.progress_dir / str(batch_id)
         marker.with_suffix(".tmp").write_text(f"{rejected_total}\n")
         marker.with_suffix(".tmp").replace(marker)
+        return previous
 
     def _recorded_total(self, batch_id: int) -> int | None:
         try:
@@ -217,7 +225,8 @@ class Quarantine:
         lines = path.read_bytes().decode("utf-8", "replace").strip().splitlines()
         return json.loads(lines[-1])
 
-    def _extract(self, batch_id: int) -> None:
+    def extract(self, batch_id: int) -> None:
+        """Write batch ``batch_id``'s rejected records (its offset range read again)."""
         end = self._offsets(self.offsets_dir / str(batch_id))
         if batch_id == 0:
             start = self._offsets(self.initial_offsets)
@@ -233,9 +242,9 @@ class Quarantine:
             .options(**self.options.kafka_source_options())
         )
         records = reader.load().withColumnRenamed("timestamp", "kafka_timestamp")
-        rejected = classify_records(records, self.options.max_future_seconds).where(
-            F.col("rejected_reason").isNotNull()
-        )
+        rejected = classify_records(
+            records, self.options.max_future_seconds, for_filtering=True
+        ).where(F.col("rejected_reason").isNotNull())
         rejected.select(
             F.col("rejected_reason").alias("reason"),
             "topic",

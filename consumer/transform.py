@@ -34,27 +34,44 @@ EVENT_SCHEMA = T.StructType(
 ISO_TIMESTAMP = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$"
 
 
-def classify_records(records: DataFrame, max_future_seconds: int = 86_400) -> DataFrame:
+def parse_events(records: DataFrame, barrier: bool = False) -> DataFrame:
+    """``records`` with ``_event``: the JSON value parsed into :data:`EVENT_SCHEMA`.
+
+    A value that is not a JSON object, or has a field of the wrong JSON type, gives an
+    ``_event`` whose ``_corrupt_record`` is set. ``barrier`` is for a caller that filters
+    on what it classifies: filter pushdown would copy the parse into every use of
+    ``_event`` in the filter, parsing each record a dozen times (measured: 5x slower), and
+    ``explode(array(x))`` (x once per row) stops it. It costs a copy of every row, and the
+    counting query, which filters nothing, runs without it: Spark then keeps the parse in
+    a projection of its own, since it is used more than once.
+    """
+    text = F.col("value").cast("string")
+    parsed = F.from_json(
+        text, EVENT_SCHEMA, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": "_corrupt_record"}
+    )
+    if barrier:
+        return records.select("*", F.explode(F.array(parsed)).alias("_event"))
+    return records.select("*", parsed.alias("_event"))
+
+
+def classify_records(
+    records: DataFrame, max_future_seconds: int = 86_400, *, for_filtering: bool = False
+) -> DataFrame:
     """Parse Kafka records into events and give every invalid one a ``rejected_reason``.
 
     Input: Kafka records with at least ``value`` (binary) and ``kafka_timestamp``; their
     columns are kept (the quarantine needs ``topic``, ``partition``, ``offset``). Output
     adds ``event_id``, ``user_id``, ``event_time`` (timestamp), ``success`` and
     ``rejected_reason`` (null for a valid event). Nothing is dropped here: the caller
-    decides what to count and what to quarantine.
+    decides what to count and what to quarantine; one that filters on the result passes
+    ``for_filtering=True`` (see :func:`parse_events`).
 
     A future event time is judged against the record's Kafka timestamp rather than the
     clock, so replaying a batch after a crash classifies every record the same way.
     """
     value = F.col("value")
     text = value.cast("string")
-    parsed = F.from_json(
-        text, EVENT_SCHEMA, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": "_corrupt_record"}
-    )
-    # explode(array(x)) yields x once per row. It is here as an optimizer barrier: without
-    # it, filter pushdown copies from_json into every CASE branch below, parsing each
-    # record a dozen times (measured: 5x slower for the quarantine query's filter).
-    with_event = records.select("*", F.explode(F.array(parsed)).alias("_event"))
+    with_event = parse_events(records, barrier=for_filtering)
     e = F.col("_event")
     # The event time in a step of its own: the checks below use it three times, and as a
     # column it is parsed once (Spark keeps the two projections apart rather than copy an

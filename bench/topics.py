@@ -1,0 +1,69 @@
+"""The bench broker's topics: created explicitly, filled by the project's own producer."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from services.kafka import LocalKafka
+from tests.support.truth import to_epoch_ms
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def create_topic(broker: LocalKafka, topic: str, partitions: int = 3) -> None:
+    """Topics are created explicitly: the broker refuses to auto-create them."""
+    from kafka import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap_servers)
+    try:
+        admin.create_topics({topic: {"num_partitions": partitions}}, wait_for_metadata=True)
+    finally:
+        admin.close()
+
+
+def backfill_range() -> tuple[int, int]:
+    end = datetime.now(timezone.utc)
+    return to_epoch_ms(end - timedelta(days=730)), to_epoch_ms(end)
+
+
+def run_producer(broker: LocalKafka, topic: str, count: int, client: str, work: Path) -> dict:
+    summary = work / f"producer-{topic}.json"
+    command = [
+        sys.executable, "-m", "producer", "--bootstrap-servers", broker.bootstrap_servers,
+        "--topic", topic, "--months", "24", "--count", str(count), "--seed", "7",
+        "--client", client, "--progress", "none", "--summary-json", str(summary),
+    ]  # fmt: skip
+    subprocess.run(command, check=True, capture_output=True, timeout=1800)
+    return json.loads(summary.read_text())
+
+
+def has_confluent() -> bool:
+    try:
+        import confluent_kafka  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def ensure_topic(broker: LocalKafka, topic: str, count: int, work: Path) -> str:
+    """``topic`` with ``count`` events from the producer, unless an earlier step filled it."""
+    from kafka import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap_servers)
+    try:
+        exists = topic in admin.list_topics()
+    finally:
+        admin.close()
+    if not exists:
+        run_producer(broker, topic, count, "confluent" if has_confluent() else "kafka-python",
+                     work)  # fmt: skip
+    return topic

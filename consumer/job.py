@@ -163,7 +163,7 @@ def configure_state_store(spark: SparkSession, options: JobOptions) -> str:
                 spark, options.kafka_properties(), options.topic, options.starting_offsets
             )
         store = choose_store(options.state_store, drain, backlog, heap_bytes(spark))
-    for key, value in store_settings(store, changelog=not drain).items() if store else ():
+    for key, value in store_settings(store).items() if store else ():
         if not given.contains(key):  # a --conf from spark-submit wins
             spark.conf.set(key, value)
     return store or given.get(PROVIDER_CONF)

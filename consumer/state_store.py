@@ -38,13 +38,14 @@ HEAP_BYTES_PER_ID = 250
 HEAP_SHARE = 0.25
 
 
-def store_settings(store: str, changelog: bool) -> dict[str, str]:
+def store_settings(store: str, changelog: bool = True) -> dict[str, str]:
     """Spark settings for ``store``.
 
     RocksDB with changelog checkpointing writes what each batch changed instead of
-    uploading a snapshot per batch: right for small, frequent live batches; a drain's one
-    big batch is cheaper without it (Spark allows switching it between runs). Counting
-    the store's rows would cost a lookup on every write, and nothing reads that count.
+    uploading a snapshot per batch: what small, frequent live batches need. A drain's one
+    big batch costs the same CPU either way (docs/PERFORMANCE.md), so the job keeps it on;
+    ``changelog`` is for the benchmark's comparison. Counting the store's rows would cost a
+    lookup on every write, and nothing reads that count.
     """
     settings = {PROVIDER_CONF: PROVIDERS[store]}
     if store == ROCKSDB:

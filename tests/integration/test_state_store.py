@@ -86,7 +86,7 @@ def test_a_live_checkpoint_keeps_rocksdb_when_a_drain_goes_on_with_it(
 
     second = events(230, 20)
     produce(kafka_broker, topic, second + first[:3] + second[:2])  # repeats of both runs
-    drained = run_job(kafka_broker, topic, tmp_path)  # a drain, on RocksDB without changelog
+    drained = run_job(kafka_broker, topic, tmp_path)  # a drain goes on with RocksDB
     assert drained.monthly == expected_monthly(first + second)
     assert "5 repeated event ids dropped" in drained.output
     assert "delta" not in state_files(tmp_path)

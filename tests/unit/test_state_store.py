@@ -37,8 +37,8 @@ def test_a_live_run_or_an_unknown_backlog_gets_rocksdb_and_a_choice_is_kept():
     assert choose_store("rocksdb", drain=True, records=10, heap_bytes=GIB) == ROCKSDB
 
 
-def test_rocksdb_writes_changelogs_for_live_batches_and_never_counts_its_rows():
-    live = store_settings(ROCKSDB, changelog=True)
+def test_rocksdb_writes_changelogs_and_never_counts_its_rows():
+    live = store_settings(ROCKSDB)
     assert live[PROVIDER_CONF].endswith("RocksDBStateStoreProvider")
     assert live[CHANGELOG_CONF] == "true"
     assert live["spark.sql.streaming.stateStore.rocksdb.trackTotalNumberOfRows"] == "false"

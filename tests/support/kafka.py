@@ -41,14 +41,23 @@ def read_topic(bootstrap_servers: str, topic: str, expected: int, timeout_s: flo
     return records
 
 
-def produce_raw(bootstrap_servers: str, topic: str, values: Iterable[bytes | None]) -> int:
-    """Publish ``values`` with a plain kafka-python producer (not the project's) and wait."""
+def produce_raw(
+    bootstrap_servers: str,
+    topic: str,
+    values: Iterable[bytes | None],
+    partition: int | None = None,
+) -> int:
+    """Publish ``values`` with a plain kafka-python producer (not the project's) and wait.
+
+    Without ``partition``, kafka-python's sticky partitioner puts unkeyed records on one
+    partition it picks at random: a test that needs them on a given one says which.
+    """
     from kafka import KafkaProducer
 
     producer = KafkaProducer(
         bootstrap_servers=bootstrap_servers, acks="all", max_request_size=2 * 1024 * 1024
     )
-    futures = [producer.send(topic, value=v) for v in values]
+    futures = [producer.send(topic, value=v, partition=partition) for v in values]
     producer.flush()
     for future in futures:
         future.get(timeout=30)

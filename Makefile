@@ -25,7 +25,13 @@ COMPOSE_FILES_bitnami := -f docker-compose.kafka.yml -f docker-compose.spark.yml
 # The official images: docker-compose.apache.yml right after the Spark file it overrides.
 COMPOSE_FILES_apache := -f docker-compose.kafka.yml -f docker-compose.spark.yml \
 	-f docker-compose.apache.yml -f docker-compose.producer.yml -f docker-compose.dashboard.yml
-COMPOSE_FILES = $(COMPOSE_FILES_$(STACK))
+# How many nodes (TOPOLOGY in .env; `make up TOPOLOGY=cluster`): single, or cluster (three Kafka
+# nodes, two Spark workers), whose file comes last (with the official images, its second file
+# gives the Kafka nodes that image's variable names).
+TOPOLOGY := $(call env_value,TOPOLOGY)
+CLUSTER_FILES_bitnami := -f docker-compose.cluster.yml
+CLUSTER_FILES_apache := -f docker-compose.cluster.yml -f docker-compose.cluster.apache.yml
+COMPOSE_FILES = $(COMPOSE_FILES_$(STACK)) $(if $(filter cluster,$(TOPOLOGY)),$(CLUSTER_FILES_$(STACK)))
 DC = $(COMPOSE) $(COMPOSE_FILES)
 # make submit runs submit.sh in spark-master through the image's entrypoint: Bitnami's gives
 # the container's uid a passwd entry (Ivy and Hadoop need one); apache/spark's passes it on.
@@ -97,7 +103,7 @@ produce: $(STAMP) ## Run the producer on the host; pass flags with ARGS="--rate 
 job: $(STAMP) ## Run the Spark job locally; pass flags with ARGS="--trigger available-now"
 	consumer/submit.sh $(ARGS)
 
-##@ With Docker (Bitnami images, or STACK=apache for the official ones; needs Docker and Compose v2)
+##@ With Docker (Bitnami images, or STACK=apache for the official ones; TOPOLOGY=cluster for 3 Kafka nodes and 2 Spark workers; needs Docker and Compose v2)
 
 # Before anything starts: every port the stack publishes must be free (or the stack's own).
 CHECK_PORTS = $(DC) $(1) config --format json | $(PYTHON) scripts/check_ports.py $(COMPOSE_FILES)
@@ -106,7 +112,7 @@ CHECK_PORTS = $(DC) $(1) config --format json | $(PYTHON) scripts/check_ports.py
 up: check-docker $(DB_ENV_FILES) ## Start Kafka, Spark, the producer, PostgreSQL and the dashboard; waits until healthy
 	@$(call CHECK_PORTS)
 	$(DC) up -d --build --wait
-	@echo "Up ($(STACK) images). Spark master UI: http://localhost:$(call env_value,SPARK_MASTER_UI_HOST_PORT)  Count logins: make submit ARGS='--trigger available-now'  Dashboard: http://127.0.0.1:$(call env_value,DASHBOARD_HOST_PORT)"
+	@echo "Up ($(STACK) images$(if $(filter cluster,$(TOPOLOGY)),; cluster: 3 Kafka nodes and 2 Spark workers)). Spark master UI: http://localhost:$(call env_value,SPARK_MASTER_UI_HOST_PORT)  Count logins: make submit ARGS='--trigger available-now'  Dashboard: http://127.0.0.1:$(call env_value,DASHBOARD_HOST_PORT)"
 
 .PHONY: up-ui
 up-ui: check-docker $(DB_ENV_FILES) ## Also start Kafka UI on http://localhost:8088 (compose profile "ui")
@@ -119,11 +125,11 @@ submit: check-docker ## Run the Spark job on the Docker cluster (same submit.sh)
 
 .PHONY: down
 down: check-docker ## Stop and remove the containers; keeps the volumes (data, checkpoints)
-	$(DC) --profile ui down
+	$(DC) --profile ui down --remove-orphans
 
 .PHONY: clean
 clean: check-docker ## Stop and remove the containers and the volumes (of STACK's family)
-	$(DC) --profile ui down --volumes
+	$(DC) --profile ui down --remove-orphans --volumes
 
 # A password file from its committed example, with a new random password (hex, 48 digits).
 $(DB_ENV_FILES): postgres/%.env: | postgres/%.env.example
@@ -145,6 +151,7 @@ check-docker: ## Check that docker, Compose v2 and the engine are usable (the ta
 	@$(COMPOSE) version >/dev/null 2>&1 || { echo "error: '$(COMPOSE)' does not work: Docker Compose v2 is needed (https://docs.docker.com/compose/install/). With a standalone binary: make up COMPOSE=docker-compose" >&2; exit 1; }
 	@docker info >/dev/null 2>&1 || { echo "error: the Docker engine is not reachable (is it running? may you use it?). Without Docker: make demo" >&2; exit 1; }
 	@case "$(STACK)" in bitnami|apache) ;; *) echo "error: STACK must be bitnami or apache, not '$(STACK)' (set in .env or on the make line)" >&2; exit 1;; esac
+	@case "$(TOPOLOGY)" in single|cluster) ;; *) echo "error: TOPOLOGY must be single or cluster, not '$(TOPOLOGY)' (set in .env or on the make line)" >&2; exit 1;; esac
 
 ##@ Quality
 
@@ -167,9 +174,20 @@ test-docker: $(STAMP) tools ## The README's Docker walkthrough on a real engine 
 	$(PY) -m pytest -m docker
 	$(PY) scripts/docker_report.py
 
+.PHONY: test-cluster
+test-cluster: $(STAMP) tools ## Three Kafka nodes and two Spark workers on a real engine, and four failure drills; writes their figures to docs
+	tests/docker/engine.sh
+	$(PY) -m pytest -m cluster
+	$(PY) scripts/reliability_report.py --cluster
+	$(PY) scripts/docker_report.py --cluster
+
 .PHONY: bench
 bench: $(STAMP) ## Benchmarks against a minimal Spark job and Kafka's tools (about 15 minutes); writes docs/PERFORMANCE.md
 	$(PY) -m bench.run
+
+.PHONY: bench-cluster
+bench-cluster: $(STAMP) check-docker ## Scaling out on the cluster topology: RF 3 vs 1, 2 Spark workers vs 1 (about 15 minutes); writes its section of docs/PERFORMANCE.md
+	$(PY) -m bench.cluster
 
 .PHONY: reliability
 reliability: $(STAMP) ## Run the fault-injection tests and regenerate docs/RELIABILITY.md

@@ -23,6 +23,18 @@ FAMILY_FILES = {
     "bitnami": COMPOSE_FILES,
     "apache": (*COMPOSE_FILES[:2], APACHE_FILE, *COMPOSE_FILES[2:]),
 }
+CLUSTER_FILE = "docker-compose.cluster.yml"
+CLUSTER_APACHE_FILE = "docker-compose.cluster.apache.yml"
+# What `make up TOPOLOGY=cluster` adds after the family's files, in the Makefile's order.
+CLUSTER_FILES = {"bitnami": (CLUSTER_FILE,), "apache": (CLUSTER_FILE, CLUSTER_APACHE_FILE)}
+TOPOLOGIES = ("single", "cluster")
+
+
+def stack_files(family: str, topology: str = "single") -> tuple[str, ...]:
+    """The files `make up STACK=family TOPOLOGY=topology` merges, in its order."""
+    if topology not in TOPOLOGIES:
+        raise ValueError(f"TOPOLOGY must be one of {', '.join(TOPOLOGIES)}, not {topology!r}")
+    return FAMILY_FILES[family] + (CLUSTER_FILES[family] if topology == "cluster" else ())
 
 
 def compose_binary() -> Path:

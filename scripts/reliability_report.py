@@ -7,6 +7,14 @@ test_checkpoint_guards.py and test_security.py writes one JSON file per row (som
 several) to output/reliability/ with the figures it observed; this script turns them into
 the table in docs/RELIABILITY.md. Each row shows when its file was written, so a
 row left over from an earlier run (after rerunning only some of the tests) says so.
+
+The cluster drills (tests/integration/test_docker_cluster.py, `make test-cluster`) write
+``cluster_*.json`` there too, rendered as a section of their own. They need a Docker engine,
+so `make reliability` does not run them: a drill without a file keeps its row from the
+page as it is (with its date), and `--cluster` rewrites that section alone.
+
+    python scripts/reliability_report.py            # the whole page (make reliability)
+    python scripts/reliability_report.py --cluster  # the cluster drills' section only
 """
 
 from __future__ import annotations
@@ -52,6 +60,42 @@ ORDER = [
     "tls_untrusted",
     "tls_expired",
 ]
+
+# The cluster drills, in the order the test runs them, and each row's first cell: fixed
+# here, so a row can be kept from the page when its drill was not rerun.
+DRILLS = {
+    "cluster_leader_kill": "Leader of a partition killed (kill -9), then restarted",
+    "cluster_rolling_restart": "Rolling restart of the three Kafka nodes",
+    "cluster_worker_kill": "A Spark worker killed (kill -9), then restarted",
+    "cluster_postgres_restart": "PostgreSQL stopped and started again",
+}
+CLUSTER_START = (
+    "<!-- cluster-drills: written by scripts/reliability_report.py from "
+    "tests/integration/test_docker_cluster.py; do not edit by hand -->"
+)
+CLUSTER_END = "<!-- /cluster-drills -->"
+CLUSTER_HEADER = """## Cluster drills (`make test-cluster`)
+
+Three Kafka nodes (replication factor 3, `min.insync.replicas=2`, unclean leader election
+off) and two Spark workers on a real Docker engine (`make up TOPOLOGY=cluster`; the local
+stand-ins of the {family} images), with one `make submit ARGS="--trigger 2s"` running
+through all four drills. During each, a producer on this machine sends live events
+(`acks=all`, idempotent) through the three nodes' published ports until the pipeline has
+recovered, then stops and reports what Kafka acknowledged. The test then waits until the
+job has counted everything on the topic and reads the new records back with a plain
+consumer. *Counted* is what the job's table in PostgreSQL grew by; *lost* is acknowledged
+minus counted; *double-counted* is counted minus the distinct event ids the drill added to
+the topic; *not acknowledged* is counted minus acknowledged. Every row is what the test
+observed, recorded before its assertions, whatever the outcome.
+
+"""
+CLUSTER_COLUMNS = (
+    "Drill", "How it was injected", "Sent", "Acknowledged", "On the topic", "Counted",
+    "Lost", "Double-counted", "Not acknowledged", "Recovery", "Job", "Checks",
+    "Measured (UTC)",
+)  # fmt: skip
+CLUSTER_HEADER += "| " + " | ".join(CLUSTER_COLUMNS) + " |\n"
+CLUSTER_HEADER += "|" + "---|" * len(CLUSTER_COLUMNS) + "\n"
 
 HEADER = """# Reliability: nothing lost, nothing double-counted
 
@@ -166,8 +210,85 @@ def measured(path: Path) -> datetime:
     return datetime.fromtimestamp(path.stat().st_mtime, timezone.utc)
 
 
-def main() -> int:
-    files = {p.stem: p for p in sorted(RESULTS.glob("*.json"))}
+def drill_row(path: Path, title: str) -> str:
+    """One cluster drill's row, from the figures its test recorded."""
+    r = json.loads(path.read_text())
+    if r.get("job_stopped"):
+        job = f"stopped: `{r.get('job_error', '')}`; rerun of the same command exact"
+    elif r["job_running"]:
+        job = "kept running"
+    else:
+        job = "**not running**"
+    same = {True: "equal", False: "**differ**"}
+    checks = (
+        f"the table in PostgreSQL and the counts from the topic {same[r['database_equals_topic']]} "
+        f"({r['database_total']:,} logins in all), and so the job's last printed table "
+        f"{'does' if r['printed_equals_topic'] else '**does not**'}; longest without a "
+        f"batch {r['longest_without_a_batch_s']} s; drill {r['duration_s']} s (budget "
+        f"{r['budget_s']} s)"
+    )
+    if r.get("problems"):
+        checks += "; **" + "; ".join(r["problems"]) + "**"
+    return (
+        f"| {title} | {r['injection']} | {r['sent']:,} | {r['acknowledged']:,} | "
+        f"{r['on_topic']:,} | {r['counted']:,} | {r['lost']:,} | {r['double_counted']:,} | "
+        f"{r['counted_not_acknowledged']:,} | {r.get('recovery', 'not reached')} | {job} | "
+        f"{checks} | {measured(path):%Y-%m-%d %H:%M} |\n"
+    )
+
+
+def cluster_section(page: str) -> str:
+    """The cluster drills' section: rows from their files; a drill without one keeps its row
+    from ``page`` (an earlier run's, with its date)."""
+    old_rows = {}
+    if CLUSTER_START in page and CLUSTER_END in page:
+        old = page.split(CLUSTER_START, 1)[1].split(CLUSTER_END, 1)[0]
+        for line in old.splitlines():
+            for name, title in DRILLS.items():
+                if line.startswith(f"| {title} |"):
+                    old_rows[name] = line + "\n"
+    rows, families = [], set()
+    for name, title in DRILLS.items():
+        path = RESULTS / f"{name}.json"
+        if path.exists():
+            rows.append(drill_row(path, title))
+            families.add(json.loads(path.read_text()).get("family", "bitnami"))
+        elif name in old_rows:
+            print(f"note: kept the row of {name} from {DOC.relative_to(ROOT)}", file=sys.stderr)
+            rows.append(old_rows[name])
+        else:
+            print(f"note: no results for {name}; run `make test-cluster`", file=sys.stderr)
+    names = {"bitnami": "Bitnami", "apache": "official Apache"}
+    family = " and ".join(names.get(f, f) for f in sorted(families)) or "Bitnami"
+    return (
+        CLUSTER_START
+        + "\n"
+        + CLUSTER_HEADER.replace("{family}", family)
+        + "".join(rows)
+        + CLUSTER_END
+    )
+
+
+def replace_cluster_section(page: str) -> str:
+    section = cluster_section(page)
+    if CLUSTER_START in page and CLUSTER_END in page:
+        before, rest = page.split(CLUSTER_START, 1)
+        return before + section + rest.split(CLUSTER_END, 1)[1]
+    marker = "\n## How the pipeline makes this true"
+    before, after = page.split(marker, 1)
+    return before.rstrip("\n") + "\n\n" + section + "\n" + marker + after
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv == ["--cluster"]:
+        DOC.write_text(replace_cluster_section(DOC.read_text()))
+        print(f"wrote the cluster drills' section of {DOC.relative_to(ROOT)}")
+        return 0
+    if argv:
+        print("usage: reliability_report.py [--cluster]", file=sys.stderr)
+        return 2
+    files = {p.stem: p for p in sorted(RESULTS.glob("*.json")) if p.stem not in DRILLS}
     missing = [name for name in ORDER if name not in files]
     if missing:
         print(
@@ -195,7 +316,9 @@ def main() -> int:
         )
     DOC.parent.mkdir(exist_ok=True)
     reasons = ", ".join(f"`{reason}`" for reason in REJECTION_REASONS)
-    DOC.write_text("".join(lines) + FOOTER.replace("{reasons}", reasons))
+    page = DOC.read_text() if DOC.exists() else ""
+    section = cluster_section(page)
+    DOC.write_text("".join(lines) + "\n" + section + "\n" + FOOTER.replace("{reasons}", reasons))
     print(f"wrote {DOC.relative_to(ROOT)}")
     return 0
 

@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 
 from services.settings import CACHE_DIR, PROJECT_ROOT
 from tests.docker.build import REPOSITORY as TEST_REPOSITORY
-from tests.support.compose import FAMILY_FILES
+from tests.support.compose import FAMILY_FILES, TOPOLOGIES, stack_files
+from tests.support.conditions import unavailable
 
 PROJECT = "login-pipeline"
 COMPOSE_BINARY = CACHE_DIR / "bin" / "docker-compose"
@@ -42,6 +43,8 @@ PORT_VARIABLES = (
     "SPARK_MASTER_UI_HOST_PORT",
     "SPARK_JOB_UI_HOST_PORT",
     "SPARK_WORKER_UI_HOST_PORTS",
+    "KAFKA_2_HOST_PORT",  # the cluster topology's other Kafka nodes
+    "KAFKA_3_HOST_PORT",
 )
 
 
@@ -124,24 +127,67 @@ def left_by_the_test(images: list[str], marker: bool) -> bool:
     """
     if not images:
         return marker
-    test_images = [image for image in images if image.startswith(f"{TEST_REPOSITORY}/")]
+    stand_ins = [image for image in images if image.startswith(f"{TEST_REPOSITORY}/")]
     built = [image for image in images if image in BUILT_IMAGES]
-    return bool(test_images) and len(test_images) + len(built) == len(images)
+    return bool(stand_ins) and len(stand_ins) + len(built) == len(images)
+
+
+def refuse_a_users_stack() -> None:
+    """Remove a stack an interrupted run of a Docker test left (the volumes of every family
+    and topology); refuse to touch anyone else's."""
+    leftovers = project_leftovers()
+    if leftovers and left_by_the_test(leftover_images(), marker_exists()):
+        print(f"removing what an interrupted run of this test left: {', '.join(leftovers)}")
+        for family in FAMILY_FILES:
+            for topology in TOPOLOGIES:
+                clean = Stack({}, family, topology).make("clean")
+                assert clean.returncode == 0, clean.stdout + clean.stderr
+        leftovers = project_leftovers()
+    if leftovers:
+        unavailable(
+            f"a login-pipeline stack exists on this engine ({', '.join(leftovers)}); this "
+            "test would replace it. `make clean` first, if its data may go."
+        )
+
+
+def stand_in_images() -> dict[str, str]:
+    """The stand-ins of both families, built once (or found by their content hash), on an
+    engine without a user's stack. Skips (fails under CI) where no engine answers."""
+    if not engine_answers():
+        unavailable(
+            "no Docker engine answers `docker info` (tests/docker/engine.sh installs and "
+            "starts one as root on Debian; `make test-docker` runs it)"
+        )
+    refuse_a_users_stack()
+    from tests.docker.build import BuildError, build_all
+
+    try:
+        return build_all()
+    except BuildError as exc:
+        unavailable(f"the test images cannot be built here: {exc}")
+        raise  # unreachable: unavailable() skips or fails
 
 
 @dataclass
 class Stack:
     """``make`` targets of the Docker walkthrough with the test images and our Compose CLI,
-    on one image family (``STACK``)."""
+    on one image family (``STACK``) and topology (``TOPOLOGY``)."""
 
     images: dict[str, str]
     family: str = "bitnami"
+    topology: str = "single"
     moved_ports: dict[str, str] = field(default_factory=dict)  # also in os.environ meanwhile
     transcripts: dict[str, str] = field(default_factory=dict)
 
     @property
     def env(self) -> dict[str, str]:
-        return {**os.environ, **self.images, "STACK": self.family, "COMPOSE": str(COMPOSE_BINARY)}
+        return {
+            **os.environ,
+            **self.images,
+            "STACK": self.family,
+            "TOPOLOGY": self.topology,
+            "COMPOSE": str(COMPOSE_BINARY),
+        }
 
     def run(self, command: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
         """In the project folder, stdin not a terminal (as in CI), output captured."""
@@ -166,7 +212,7 @@ class Stack:
         return result
 
     def compose(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        files = [arg for name in FAMILY_FILES[self.family] for arg in ("-f", name)]
+        files = [arg for name in stack_files(self.family, self.topology) for arg in ("-f", name)]
         return self.run([str(COMPOSE_BINARY), *files, *args], timeout)
 
     def services(self) -> dict[str, dict]:
@@ -175,12 +221,12 @@ class Stack:
         rows = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
         return {row["Service"]: row for row in rows}
 
-    def container(self, service: str) -> str:
-        return f"{PROJECT}-{service}-1"
+    def container(self, service: str, replica: int = 1) -> str:
+        return f"{PROJECT}-{service}-{replica}"
 
-    def inspect(self, service: str) -> dict:
+    def inspect(self, service: str, replica: int = 1) -> dict:
         result = subprocess.run(
-            ["docker", "inspect", self.container(service)],
+            ["docker", "inspect", self.container(service, replica)],
             capture_output=True,
             text=True,
             check=True,

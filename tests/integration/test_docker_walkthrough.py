@@ -40,21 +40,19 @@ from tests.docker.stack import (
     dashboard_table,
     dashboard_url,
     database_monthly,
-    engine_answers,
     expected_dashboard_rows,
     last_monthly_table,
-    left_by_the_test,
-    leftover_images,
-    marker_exists,
     movable_ports,
     project_leftovers,
     published_port,
     records_read,
+    refuse_a_users_stack,
     set_marker,
+    stand_in_images,
     timed,
 )
 from tests.support.compose import FAMILY_FILES
-from tests.support.conditions import unavailable, wait_for
+from tests.support.conditions import wait_for
 from tests.support.truth import expected_monthly
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.docker]
@@ -73,36 +71,7 @@ def results_dir(family: str) -> Path:
 @pytest.fixture(scope="module")
 def images() -> dict[str, str]:
     """The stand-ins of both families, built once (or found by their content hash)."""
-    if not engine_answers():
-        unavailable(
-            "no Docker engine answers `docker info` (tests/docker/engine.sh installs and "
-            "starts one as root on Debian; `make test-docker` runs it)"
-        )
-    refuse_a_users_stack()
-    from tests.docker.build import BuildError, build_all
-
-    try:
-        return build_all()
-    except BuildError as exc:
-        unavailable(f"the test images cannot be built here: {exc}")
-        raise  # unreachable: unavailable() skips or fails
-
-
-def refuse_a_users_stack() -> None:
-    """Remove a stack an interrupted run of this test left (both families' volumes);
-    refuse to touch anyone else's."""
-    leftovers = project_leftovers()
-    if leftovers and left_by_the_test(leftover_images(), marker_exists()):
-        print(f"removing what an interrupted run of this test left: {', '.join(leftovers)}")
-        for family in FAMILIES:
-            clean = Stack({}, family).make("clean")
-            assert clean.returncode == 0, clean.stdout + clean.stderr
-        leftovers = project_leftovers()
-    if leftovers:
-        unavailable(
-            f"a login-pipeline stack exists on this engine ({', '.join(leftovers)}); this "
-            "test would replace it. `make clean` first, if its data may go."
-        )
+    return stand_in_images()
 
 
 @pytest.fixture(scope="module", params=FAMILIES)

@@ -156,8 +156,22 @@ check-docker: ## Check that docker, Compose v2 and the engine are usable (the ta
 ##@ Quality
 
 .PHONY: test
-test: $(STAMP) lint tools venv-newest ## Lint, then every test: unit and integration (real Kafka and Spark)
-	$(PY) -m pytest
+# The tests on the Docker engine (the walkthroughs, the ports, the cluster drills) spend most
+# of their time waiting on containers, live producers and outages; they run beside the rest,
+# with their output kept in a log that is printed once both have ended.
+DOCKER_TESTS := docker or cluster
+DOCKER_LOG := output/test-docker.log
+
+test: $(STAMP) lint tools venv-newest ## Lint, then every test: unit, integration (real Kafka and Spark), Docker
+	@mkdir -p output
+	@echo "The Docker engine's tests run beside the others; their output follows at the end ($(DOCKER_LOG))."
+	@$(PY) -m pytest -p no:cacheprovider -m "$(DOCKER_TESTS)" --basetemp=output/pytest-docker \
+	  >$(DOCKER_LOG) 2>&1 & docker_tests=$$!; \
+	status=0; $(PY) -m pytest -m "not ($(DOCKER_TESTS))" || status=$$?; \
+	docker_status=0; wait $$docker_tests || docker_status=$$?; \
+	echo; echo "==> The Docker engine's tests ($(DOCKER_LOG))"; cat $(DOCKER_LOG); \
+	if [[ $$status -ne 0 || $$docker_status -ne 0 ]]; then \
+	  echo "make test: failed (other tests: exit $$status; Docker engine's tests: exit $$docker_status)" >&2; exit 1; fi
 
 .PHONY: test-unit
 test-unit: $(STAMP) ## Unit tests only (no services, seconds)

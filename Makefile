@@ -174,8 +174,8 @@ test: $(STAMP) lint tools venv-newest ## Lint, then every test: unit, integratio
 	  echo "make test: failed (other tests: exit $$status; Docker engine's tests: exit $$docker_status)" >&2; exit 1; fi
 
 .PHONY: test-unit
-test-unit: $(STAMP) ## Unit tests only (no services, seconds)
-	$(PY) -m pytest -m "not integration"
+test-unit: $(STAMP) ## Unit tests only: no broker, no spark-submit, no Docker (about a minute)
+	$(PY) -m pytest tests/unit -m "not integration"
 
 .PHONY: test-dashboard
 test-dashboard: $(STAMP) ## The dashboard in headless Chromium; records its page load in docs/PERFORMANCE.md

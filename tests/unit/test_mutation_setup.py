@@ -6,8 +6,9 @@ this cheap check stands in for it in `make test`."""
 from __future__ import annotations
 
 import ast
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -158,14 +158,16 @@ check-docker: ## Check that docker, Compose v2 and the engine are usable (the ta
 .PHONY: test
 # The tests on the Docker engine (the walkthroughs, the ports, the cluster drills) spend most
 # of their time waiting on containers, live producers and outages; they run beside the rest,
-# with their output kept in a log that is printed once both have ended.
+# with their output kept in a log that is printed once both have ended, and publish on free
+# ports (the others' Spark drivers take 4040 and up).
 DOCKER_TESTS := docker or cluster
 DOCKER_LOG := output/test-docker.log
 
 test: $(STAMP) lint tools venv-newest ## Lint, then every test: unit, integration (real Kafka and Spark), Docker
 	@mkdir -p output
 	@echo "The Docker engine's tests run beside the others; their output follows at the end ($(DOCKER_LOG))."
-	@$(PY) -m pytest -p no:cacheprovider -m "$(DOCKER_TESTS)" --basetemp=output/pytest-docker \
+	@PIPELINE_TEST_MOVE_PORTS=all $(PY) -m pytest -p no:cacheprovider -m "$(DOCKER_TESTS)" \
+	  --basetemp=output/pytest-docker \
 	  >$(DOCKER_LOG) 2>&1 & docker_tests=$$!; \
 	status=0; $(PY) -m pytest -m "not ($(DOCKER_TESTS))" || status=$$?; \
 	docker_status=0; wait $$docker_tests || docker_status=$$?; \

@@ -86,22 +86,43 @@ def all_volumes() -> set[str]:
     return set(subprocess.run(listing, capture_output=True, text=True, check=True).stdout.split())
 
 
+# `make test` sets this for the Docker engine's tests, which run beside tests that start
+# Spark drivers (their UIs from 4040 up), brokers and databases: a default port free when
+# the stack is planned may be taken a minute later, so there every port moves.
+MOVE_ALL_PORTS = "PIPELINE_TEST_MOVE_PORTS"
+
+
 def movable_ports() -> dict[str, str]:
     """Port variables to set for this run: each port (or whole range) of .env that something
-    on this machine holds, moved to a free port; empty when all are free (as in CI)."""
+    on this machine holds, moved to free ports; empty when all are free (as in CI run
+    alone). With ``PIPELINE_TEST_MOVE_PORTS=all`` in the environment, every one moves."""
     from scripts.check_ports import is_free
     from services.settings import read_env_file
-    from tests.support.kafka import free_port
 
     env = read_env_file()
+    move_all = os.environ.get(MOVE_ALL_PORTS) == "all"
     moved = {}
     for variable in PORT_VARIABLES:
         first, _, last = env[variable].partition("-")
         ports = range(int(first), int(last or first) + 1)
-        if not any(is_free("127.0.0.1", port) for port in ports):
-            port = free_port()
-            moved[variable] = f"{port}-{port}" if last else str(port)
+        if move_all or not any(is_free("127.0.0.1", port) for port in ports):
+            start = free_range(len(ports), is_free)
+            moved[variable] = f"{start}-{start + len(ports) - 1}" if last else str(start)
     return moved
+
+
+def free_range(length: int, is_free: Callable[[str, int], bool]) -> int:
+    """The first of ``length`` consecutive ports free on 127.0.0.1 (a range such as the
+    workers' UIs stays a range, one port per worker)."""
+    from tests.support.kafka import free_port
+
+    for _ in range(50):
+        start = free_port()
+        if start + length <= 65536 and all(
+            is_free("127.0.0.1", port) for port in range(start, start + length)
+        ):
+            return start
+    raise RuntimeError(f"no {length} consecutive free ports found on 127.0.0.1")
 
 
 def marker_exists() -> bool:

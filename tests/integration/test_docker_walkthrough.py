@@ -84,7 +84,7 @@ def stack(request: pytest.FixtureRequest, images: dict[str, str]) -> Iterator[St
             print(f"{variable}={value}: the default port is taken on this machine")
             patch.setenv(variable, value)
         set_marker(True)
-        yield Stack(images, request.param, moved)
+        yield Stack(images, request.param, moved_ports=moved)
 
 
 def host_bootstrap() -> str:

@@ -185,7 +185,7 @@ test-dashboard: $(STAMP) ## The dashboard in headless Chromium; records its page
 	$(PY) scripts/dashboard_report.py
 
 .PHONY: test-docker
-test-docker: $(STAMP) tools ## The README's Docker walkthrough on a real engine (local test images; starts the engine as root on Debian)
+test-docker: $(STAMP) tools ## The Docker walkthrough (docs/DOCKER.md) on a real engine (local test images; starts the engine as root on Debian)
 	tests/docker/engine.sh
 	$(PY) -m pytest -m docker
 	$(PY) scripts/docker_report.py

@@ -1,4 +1,5 @@
-"""The README stays true: its make targets, flags and sample event match the code."""
+"""The README and docs/USAGE.md stay true: the sample event, and the make targets, flags and
+defaults of docs/USAGE.md, match the code."""
 
 from __future__ import annotations
 
@@ -13,23 +14,7 @@ from services.settings import PROJECT_ROOT
 from tests.support.compose import make_help
 
 README = (PROJECT_ROOT / "README.md").read_text()
-
-
-def test_the_make_targets_block_is_the_output_of_make_help():
-    block = README.split("## All `make` targets\n\n```text\n", 1)[1].split("```", 1)[0]
-    help_text = make_help()
-    assert block.strip("\n") == help_text.strip("\n")
-
-
-def test_every_producer_and_job_flag_is_documented():
-    producer_flags = {o.flag for options in OPTION_GROUPS.values() for o in options}
-    job_flags = {
-        a.option_strings[0]
-        for a in build_parser({})._actions
-        if a.option_strings and a.option_strings[0] != "-h"
-    }
-    missing = sorted(f for f in producer_flags | job_flags if f"`{f}`" not in README)
-    assert missing == []
+USAGE = (PROJECT_ROOT / "docs" / "USAGE.md").read_text()
 
 
 def test_the_sample_event_is_valid():
@@ -45,14 +30,34 @@ def test_the_sample_event_is_valid():
     )
 
 
+# --- docs/USAGE.md: the reference -------------------------------------------------------------
+
+
+def test_the_make_targets_block_is_the_output_of_make_help():
+    block = USAGE.split("## All `make` targets\n\n```text\n", 1)[1].split("```", 1)[0]
+    help_text = make_help()
+    assert block.strip("\n") == help_text.strip("\n")
+
+
+def test_every_producer_and_job_flag_is_documented():
+    producer_flags = {o.flag for options in OPTION_GROUPS.values() for o in options}
+    job_flags = {
+        a.option_strings[0]
+        for a in build_parser({})._actions
+        if a.option_strings and a.option_strings[0] != "-h"
+    }
+    missing = sorted(f for f in producer_flags | job_flags if f"`{f}`" not in USAGE)
+    assert missing == []
+
+
 def documented_options(heading: str) -> list[tuple[str, str | None, str | None]]:
-    """``(flag, env, default text)`` from the flag table under ``heading`` in the README.
+    """``(flag, env, default text)`` from the flag table under ``heading`` in docs/USAGE.md.
 
     A row may list several flags with their variables and defaults in the same order;
     ``...`` ends a list early, and a default that is prose (``none``, ``no cap``, ...) is
     None: only literal defaults are compared with the code.
     """
-    section = README.split(heading, 1)[1].split("\n## ", 1)[0]
+    section = USAGE.split(heading, 1)[1].split("\n## ", 1)[0]
     found = []
     for line in section.splitlines():
         if not line.startswith("| `--"):
@@ -113,8 +118,8 @@ SECURITY_FLAGS = {
 }
 
 
-def test_the_readme_names_every_rejection_reason_of_the_contract():
+def test_the_usage_page_names_every_rejection_reason_of_the_contract():
     from contract.events import REJECTION_REASONS
 
-    job_section = README.split("## The Spark job", 1)[1].split("\n## ", 1)[0]
+    job_section = USAGE.split("## The Spark job", 1)[1].split("\n## ", 1)[0]
     assert [r for r in REJECTION_REASONS if f"`{r}`" not in job_section] == []

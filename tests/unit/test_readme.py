@@ -1,11 +1,13 @@
-"""The README and docs/USAGE.md stay true: the sample event, and the make targets, flags and
-defaults of docs/USAGE.md, match the code."""
+"""The README and docs/ stay true: the README is a short front door whose links resolve, and
+docs/USAGE.md's make targets, flags and defaults match the code."""
 
 from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
+import pytest
 from jsonschema import Draft202012Validator, FormatChecker
 
 from consumer.options import build_parser
@@ -13,13 +15,90 @@ from producer.config import OPTION_GROUPS
 from services.settings import PROJECT_ROOT
 from tests.support.compose import make_help
 
-README = (PROJECT_ROOT / "README.md").read_text()
+README_PATH = PROJECT_ROOT / "README.md"
+README = README_PATH.read_text()
 USAGE = (PROJECT_ROOT / "docs" / "USAGE.md").read_text()
+PAGES = [README_PATH, *sorted((PROJECT_ROOT / "docs").glob("*.md"))]
 
 
-def test_the_sample_event_is_valid():
+# --- The front door ---------------------------------------------------------------------------
+
+
+def test_the_readme_is_a_front_door():
+    assert len(README.splitlines()) <= 250
+
+
+def markdown_links(text: str) -> list[str]:
+    """The targets of ``[text](target)`` and ``![alt](target)`` outside code."""
+    prose = re.sub(r"^ *```.*?^ *```", "", text, flags=re.DOTALL | re.MULTILINE)
+    prose = re.sub(r"`[^`\n]*`", "", prose)
+    return re.findall(r"\]\(([^)\s]+)\)", prose)
+
+
+def anchors(text: str) -> set[str]:
+    """GitHub's anchors of a page's headings: lower case, punctuation dropped, spaces to -."""
+    found: set[str] = set()
+    prose = re.sub(r"^ *```.*?^ *```", "", text, flags=re.DOTALL | re.MULTILINE)
+    for heading in re.findall(r"^#{1,6} (.+)$", prose, flags=re.MULTILINE):
+        heading = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", heading)
+        slug = re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+        unique, n = slug, 0
+        while unique in found:
+            n += 1
+            unique = f"{slug}-{n}"
+        found.add(unique)
+    return found
+
+
+def broken_links(page: Path) -> list[str]:
+    broken = []
+    for target in markdown_links(page.read_text()):
+        if re.match(r"[a-z][a-z0-9+.-]*:", target):  # https:, mailto:, ...
+            continue
+        path, _, anchor = target.partition("#")
+        resolved = (page.parent / path).resolve() if path else page
+        if not resolved.exists():
+            broken.append(f"{target}: no such file")
+        elif anchor and resolved.suffix == ".md" and anchor not in anchors(resolved.read_text()):
+            broken.append(f"{target}: no heading with that anchor")
+    return broken
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.relative_to(PROJECT_ROOT).as_posix())
+def test_every_relative_link_resolves(page: Path):
+    assert broken_links(page) == []
+
+
+def test_the_link_check_sees_a_missing_file_and_a_missing_anchor(tmp_path: Path):
+    page = tmp_path / "page.md"
+    (tmp_path / "other.md").write_text("# Other\n\n## The cluster topology (`make up X=y`)\n")
+    page.write_text(
+        "# Page: `code` → here\n\n## Page\n\n## Page\n\n"
+        "[ok](other.md#the-cluster-topology-make-up-xy) [ok](#page-code--here) [ok](#page-1)\n"
+        "[web](https://example.com/x) `[not a link](nowhere.md)`\n"
+        "```text\n[not a link](nowhere.md)\n```\n"
+        "[gone](missing.md) [bad](other.md#nope) ![img](images/none.png) [bad](#page-2)\n"
+    )
+    assert broken_links(page) == [
+        "missing.md: no such file",
+        "other.md#nope: no heading with that anchor",
+        "images/none.png: no such file",
+        "#page-2: no heading with that anchor",
+    ]
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.relative_to(PROJECT_ROOT).as_posix())
+def test_no_machine_path_in_the_docs(page: Path):
+    text = page.read_text()
+    found = re.findall(r"(?<![\w.])/(?:work|home|Users|root)/[\w./-]*", text)
+    assert str(PROJECT_ROOT) not in text
+    assert found == []
+
+
+@pytest.mark.parametrize("page", [README, USAGE], ids=["README.md", "docs/USAGE.md"])
+def test_the_sample_event_is_valid(page: str):
     schema = json.loads((PROJECT_ROOT / "producer/login_event.schema.json").read_text())
-    sample = re.search(r"```json\n(\{.+\})\n```", README).group(1)
+    sample = re.search(r"```json\n(\{.+\})\n```", page).group(1)
     assert (
         list(
             Draft202012Validator(schema, format_checker=FormatChecker()).iter_errors(

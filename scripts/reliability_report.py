@@ -141,7 +141,7 @@ FOOTER = """
   the checkpoint, so a replay drops the same records. The per-batch line reports how many
   repeats were dropped. `--dedupe-window 0` counts every record. A repeat arriving later
   than the window is counted again: that bounds the state the job keeps (in RocksDB, on
-  local disk, with the checkpoint holding its changelogs; see the README's "State").
+  local disk, with the checkpoint holding its changelogs; see "State" in docs/USAGE.md).
 - **Faults while the job runs** are ridden out for a bound, then end the job with one
   `error:` line (Spark's whole text goes to `CHECKPOINT/last-failure.txt`) and exit 3; a
   rerun resumes exactly. Kafka (`--kafka-retry-timeout`, 60 s): no loop of ours, only the

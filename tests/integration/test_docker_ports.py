@@ -65,7 +65,7 @@ def test_make_up_names_the_local_broker_on_its_port_and_starts_nothing(family, t
     finally:
         stopped = make("local-down", env)
     assert stopped.returncode == 0, stopped.stderr
-    # The README's order: `make local-down`, then `make up` finds every port free.
+    # docs/DOCKER.md's order: `make local-down`, then `make up` finds every port free.
     assert port_check(family, env).returncode == 0
     assert up.returncode != 0
     said = up.stderr.splitlines()

@@ -1,5 +1,6 @@
-"""The README's Docker walkthrough on a real Docker engine, through the real Makefile targets,
-once per image family: Bitnami's (the default) and the official Apache images (STACK=apache).
+"""The Docker walkthrough of docs/DOCKER.md on a real Docker engine, through the real Makefile
+targets, once per image family: Bitnami's (the default) and the official Apache images
+(STACK=apache).
 
 `make up`, `make submit ARGS="--trigger available-now"`, Ctrl-C on a live `make submit`
 (with and without a terminal), `make down`, `make up` again, `make submit` again, a submit

@@ -2,11 +2,11 @@
 Bitnami family's, .venv), resumed by the job on the official images' newer Spark
 (.venv-newest) with more events.
 
-What happens is what the README's "Upgrading Spark" says: the newer Spark resumes the old
+What happens is what "Upgrading Spark" in docs/USAGE.md says: the newer Spark resumes the old
 checkpoint (RocksDB state with changelog checkpointing) and counts every event once; the
 ids in the old state still drop their repeats. The counts are compared with the topic read
 back independently; the database with the same counts. Should a later Spark refuse the old
-state, this test fails with the job's own one-line error, and the README must change with it.
+state, this test fails with the job's own one-line error, and docs/USAGE.md must change with it.
 """
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ def test_the_newest_spark_resumes_the_oldest_sparks_checkpoint_and_counts_exactl
     output = after.output
     assert after.result.returncode == 0, (
         f"Spark {newest.versions.spark_version} did not resume a checkpoint of Spark {oldest}; "
-        f"the README's 'Upgrading Spark' must say what to do. The job said:\n{output[-3000:]}"
+        f"'Upgrading Spark' in docs/USAGE.md must say what to do. The job said:\n{output[-3000:]}"
     )
     assert f"spark-submit: Spark {newest.versions.spark_version} (Scala" in after.result.stderr
     expected = counted_once(kafka_broker.bootstrap_servers, topic, 550)

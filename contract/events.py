@@ -25,6 +25,6 @@ REJECTION_REASONS: dict[str, str] = {
 }
 """Every reason the job gives a record it does not count, in the order it checks them.
 
-The job's classification, the README's list and docs/RELIABILITY.md are checked against
+The job's classification, docs/USAGE.md's list and docs/RELIABILITY.md are checked against
 these names by tests; add a reason here first.
 """

@@ -1,6 +1,6 @@
 """The command lines a person types, end to end, where no Kafka or Spark session is needed.
 
-Exit statuses and messages as the README promises them: usage errors (2), an unreachable
+Exit statuses and messages as docs/USAGE.md promises them: usage errors (2), an unreachable
 broker (3), an unreadable password file, `make report` with INPUT and OUTPUT, and the
 demo's own check of its counts.
 """

@@ -45,6 +45,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from bench.figures import Figure
 from consumer.options import QUERY_CHECKPOINT
 from services.settings import PROJECT_ROOT, read_env_file
 
@@ -65,21 +66,6 @@ class Sizes:
 
 FULL = Sizes(producer=100_000, producer_confluent=300_000, drain=300_000, rounds=3)
 SMOKE = Sizes(producer=2_000, producer_confluent=5_000, drain=5_000, rounds=1)
-
-
-@dataclass
-class Figure:
-    name: str
-    value: float
-    unit: str
-    reference: str
-    reference_value: float | None
-    detail: str
-    command: str
-
-    @property
-    def ratio(self) -> float | None:
-        return self.value / self.reference_value if self.reference_value else None
 
 
 class BenchError(RuntimeError):
@@ -236,10 +222,12 @@ def bench_replication(sizes: Sizes, work: Path) -> list[Figure]:
                 "events/s",
                 "the same producer to a topic with replication factor 1",
                 rf1,
-                f"median of {sizes.rounds} alternated runs of {count:,} events each; "
+                target="(context)",
+                met=None,
+                detail=f"median of {sizes.rounds} alternated runs of {count:,} events each; "
                 "acks=all; RF 3 with min.insync.replicas=2, RF 1 with 1; 3 partitions; runs: RF 3 "
                 f"{listed(rates[3])}, RF 1 {listed(rates[1])}",
-                f"python -m producer --client {client} --months 24 --count {count} "
+                command=f"python -m producer --client {client} --months 24 --count {count} "
                 "--bootstrap-servers <the three nodes>",
             )
         )
@@ -378,10 +366,12 @@ def bench_workers(sizes: Sizes, work: Path, family: str) -> list[Figure]:
             "events/s",
             "the same job with one worker (the second stopped)",
             sizes.drain / one,
-            f"{sizes.drain:,} events, replication factor 3; median of {sizes.rounds} "
+            target="(context)",
+            met=None,
+            detail=f"{sizes.drain:,} events, replication factor 3; median of {sizes.rounds} "
             f"alternated runs: {two:.1f} s against {one:.1f} s of Spark batch time; executor "
             f"hosts per run: {hosts[2]} against {hosts[1]}; counts checked in every run",
-            command,
+            command=command,
         ),
         Figure(
             "Kafka's log on disk, per event and replica",
@@ -389,10 +379,12 @@ def bench_workers(sizes: Sizes, work: Path, family: str) -> list[Figure]:
             "bytes",
             "(context)",
             None,
-            f"{sizes.drain:,} events of about 424 bytes of JSON each, produced with lz4 "
+            target="(context)",
+            met=None,
+            detail=f"{sizes.drain:,} events of about 424 bytes of JSON each, produced with lz4 "
             "batches (the producer's default); the topic's log segments on the three nodes, "
             "divided by 3 replicas",
-            "cat <log.dirs>/bench-drain-*/*.log | wc -c on each node",
+            command="cat <log.dirs>/bench-drain-*/*.log | wc -c on each node",
         ),
         Figure(
             "Deduplication state in the checkpoint, per event",
@@ -400,9 +392,11 @@ def bench_workers(sizes: Sizes, work: Path, family: str) -> list[Figure]:
             "bytes",
             "(context)",
             None,
-            f"both stateful operators' files after one batch of {sizes.drain:,} distinct "
+            target="(context)",
+            met=None,
+            detail=f"both stateful operators' files after one batch of {sizes.drain:,} distinct "
             "event ids (RocksDB, changelog checkpointing, lz4)",
-            f"du -sb <checkpoint>/{QUERY_CHECKPOINT}/state",
+            command=f"du -sb <checkpoint>/{QUERY_CHECKPOINT}/state",
         ),
     ]
 

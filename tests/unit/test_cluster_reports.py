@@ -9,6 +9,7 @@ import json
 import pytest
 
 from bench import cluster as bench_cluster
+from bench.figures import Figure
 from bench.run import with_kept_sections
 from scripts import docker_report, reliability_report
 
@@ -126,10 +127,10 @@ def test_make_bench_keeps_the_cluster_sections(tmp_path):
 
 def test_the_scaling_section_gives_each_ratio_and_the_memory_target():
     figures = [
-        bench_cluster.Figure("Producer (kafka-python), replication factor 3 vs 1", 8738.0,
-                             "events/s", "RF 1", 13086.0, "runs", "python -m producer"),
-        bench_cluster.Figure("Deduplication state in the checkpoint, per event", 38.0, "bytes",
-                             "(context)", None, "one batch", "du -sb"),
+        Figure("Producer (kafka-python), replication factor 3 vs 1", 8738.0, "events/s",
+               "RF 1", 13086.0, "(context)", None, detail="runs", command="python -m producer"),
+        Figure("Deduplication state in the checkpoint, per event", 38.0, "bytes", "(context)",
+               None, "(context)", None, detail="one batch", command="du -sb"),
     ]  # fmt: skip
     section = bench_cluster.render(
         figures, (4.2e9, {"login-pipeline-kafka-1": 4e8}), bench_cluster.FULL, False, "bitnami"

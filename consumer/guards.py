@@ -59,13 +59,7 @@ def check_kafka(spark: SparkSession, options: JobOptions) -> TopicFacts:
         admin = jvm.org.apache.kafka.clients.admin.Admin.create(props)
         names = admin.listTopics().names().get(wait_s, seconds)
         if not names.contains(options.topic):
-            available = sorted(str(n) for n in names.toArray() if not str(n).startswith("__"))
-            raise JobError(
-                f"topic {options.topic!r} does not exist on {options.bootstrap_servers} "
-                f"(topics there: {', '.join(available) or 'none'}). Create it by running the "
-                "producer (it creates the topic), or pass the right --topic / LOGINS_TOPIC.",
-                EXIT_KAFKA,
-            )
+            raise missing_topic(options, [str(n) for n in names.toArray()])
         description = admin.describeTopics(jvm.java.util.List.of(options.topic))
         topic = description.allTopicNames().get(wait_s, seconds).get(options.topic)
         partitions = [int(p.partition()) for p in topic.partitions().toArray()]
@@ -82,35 +76,54 @@ def check_kafka(spark: SparkSession, options: JobOptions) -> TopicFacts:
     except Exception as exc:  # py4j wraps Java exceptions; classify by their text
         if isinstance(exc, JobError):
             raise
-        text = str(exc)
-        if "No resolvable bootstrap urls" in text:
-            raise JobError(
-                f"no address of Kafka at {options.bootstrap_servers} resolves (DNS). Is the "
-                "broker running (`make local-up`, or `make up` with Docker), and is "
-                "--bootstrap-servers / KAFKA_BOOTSTRAP_SERVERS right?",
-                EXIT_KAFKA,
-            ) from None
-        tls = explain_tls_failure(text, options)
-        if tls is not None:
-            raise JobError(tls, EXIT_KAFKA) from None
-        if "Authentication" in text or "SaslAuthentication" in text:
-            raise JobError(
-                f"Kafka at {options.bootstrap_servers} rejected the credentials of "
-                f"{options.security.username!r} ({options.security.mechanism}). Check "
-                "KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD.",
-                EXIT_KAFKA,
-            ) from None
-        if "Timeout" in text or "timed out" in text:
-            raise JobError(
-                f"Kafka at {options.bootstrap_servers} did not answer within "
-                f"{options.connect_timeout_s}s. Is the broker running (`make local-up` or "
-                "`make up`), and is --bootstrap-servers / KAFKA_BOOTSTRAP_SERVERS right?",
-                EXIT_KAFKA,
-            ) from None
+        explained = explain_kafka_failure(str(exc), options)
+        if explained is not None:
+            raise explained from None
         raise
     finally:
         if admin is not None:
             admin.close()
+
+
+def missing_topic(options: JobOptions, names: list[str]) -> JobError:
+    """The topic is not on the broker: name the topics that are (internal ones left out)."""
+    available = sorted(n for n in names if not n.startswith("__"))
+    return JobError(
+        f"topic {options.topic!r} does not exist on {options.bootstrap_servers} "
+        f"(topics there: {', '.join(available) or 'none'}). Create it by running the "
+        "producer (it creates the topic), or pass the right --topic / LOGINS_TOPIC.",
+        EXIT_KAFKA,
+    )
+
+
+def explain_kafka_failure(text: str, options: JobOptions) -> JobError | None:
+    """The one sentence for a failed first contact with Kafka, from the Java exception's
+    text (py4j wraps it), or ``None`` when the text is not one this knows."""
+    if "No resolvable bootstrap urls" in text:
+        return JobError(
+            f"no address of Kafka at {options.bootstrap_servers} resolves (DNS). Is the "
+            "broker running (`make local-up`, or `make up` with Docker), and is "
+            "--bootstrap-servers / KAFKA_BOOTSTRAP_SERVERS right?",
+            EXIT_KAFKA,
+        )
+    tls = explain_tls_failure(text, options)
+    if tls is not None:
+        return JobError(tls, EXIT_KAFKA)
+    if "Authentication" in text or "SaslAuthentication" in text:
+        return JobError(
+            f"Kafka at {options.bootstrap_servers} rejected the credentials of "
+            f"{options.security.username!r} ({options.security.mechanism}). Check "
+            "KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD.",
+            EXIT_KAFKA,
+        )
+    if "Timeout" in text or "timed out" in text:
+        return JobError(
+            f"Kafka at {options.bootstrap_servers} did not answer within "
+            f"{options.connect_timeout_s}s. Is the broker running (`make local-up` or "
+            "`make up`), and is --bootstrap-servers / KAFKA_BOOTSTRAP_SERVERS right?",
+            EXIT_KAFKA,
+        )
+    return None
 
 
 def retention_note(topic: str, earliest: dict[int, int], new_checkpoint: bool) -> str | None:

@@ -15,8 +15,10 @@ from consumer.guards import (
     checkpoint_identity,
     checkpoint_marker,
     explain_failure,
+    explain_kafka_failure,
     failure_kind,
     lock_checkpoint,
+    missing_topic,
     record_checkpoint_identity,
     retention_note,
 )
@@ -28,6 +30,64 @@ from contract.tables import PERIODS, TableError, header, read_counts, read_rejec
 
 def options_for(checkpoint, *argv: str):
     return parse_options(["--checkpoint-dir", str(checkpoint), *argv], {})
+
+
+# --- First contact with Kafka ------------------------------------------------------------------
+# The texts are the Java exceptions' as py4j printed them in real runs, shortened; one refusal
+# per exit code also runs end to end (tests/integration/test_job_lifecycle.py).
+
+KAFKA_TEXTS = {
+    "dns": "An error occurred while calling z:org.apache.kafka.clients.admin.Admin.create.\n"
+    ": org.apache.kafka.common.KafkaException: Failed to create new KafkaAdminClient\n"
+    "Caused by: org.apache.kafka.common.config.ConfigException: No resolvable bootstrap urls "
+    "given in bootstrap.servers",
+    "timeout": "java.util.concurrent.ExecutionException: org.apache.kafka.common.errors."
+    "TimeoutException: Timed out waiting for a node assignment. Call: listTopics",
+    "sasl": "java.util.concurrent.ExecutionException: org.apache.kafka.common.errors."
+    "SaslAuthenticationException: Authentication failed during authentication due to invalid "
+    "credentials with SASL mechanism SCRAM-SHA-512",
+}
+
+
+def test_an_unresolvable_broker_name_is_said_as_dns():
+    options = parse_options(["--bootstrap-servers", "no-such-host.invalid:9092"], {})
+    error = explain_kafka_failure(KAFKA_TEXTS["dns"], options)
+    assert error is not None and error.exit_code == EXIT_KAFKA
+    assert str(error) == (
+        "no address of Kafka at no-such-host.invalid:9092 resolves (DNS). Is the broker running "
+        "(`make local-up`, or `make up` with Docker), and is --bootstrap-servers / "
+        "KAFKA_BOOTSTRAP_SERVERS right?"
+    )
+
+
+def test_a_silent_broker_is_said_with_the_timeout():
+    options = parse_options(["--bootstrap-servers", "h:1", "--connect-timeout", "7"], {})
+    error = explain_kafka_failure(KAFKA_TEXTS["timeout"], options)
+    assert error is not None and error.exit_code == EXIT_KAFKA
+    assert str(error).startswith("Kafka at h:1 did not answer within 7s. Is the broker running")
+
+
+def test_rejected_credentials_name_the_user_and_mechanism():
+    env = {"KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT", "KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+           "KAFKA_SASL_USERNAME": "job", "KAFKA_SASL_PASSWORD": "pw"}  # fmt: skip
+    error = explain_kafka_failure(KAFKA_TEXTS["sasl"], parse_options([], env))
+    assert error is not None and error.exit_code == EXIT_KAFKA
+    assert "rejected the credentials of 'job' (SCRAM-SHA-512)" in str(error)
+
+
+def test_an_unknown_failure_is_left_to_the_caller():
+    assert explain_kafka_failure("java.lang.OutOfMemoryError", parse_options([], {})) is None
+
+
+def test_a_missing_topic_names_the_topics_there_without_internal_ones():
+    options = parse_options(["--topic", "logins", "--bootstrap-servers", "h:1"], {})
+    error = missing_topic(options, ["b", "__consumer_offsets", "a"])
+    assert error.exit_code == EXIT_KAFKA
+    assert str(error) == (
+        "topic 'logins' does not exist on h:1 (topics there: a, b). Create it by running the "
+        "producer (it creates the topic), or pass the right --topic / LOGINS_TOPIC."
+    )
+    assert "(topics there: none)" in str(missing_topic(options, ["__consumer_offsets"]))
 
 
 # --- The checkpoint guard ---------------------------------------------------------------------

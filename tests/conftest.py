@@ -6,6 +6,7 @@ on free ports and in a temporary folder, so they never touch a broker the user r
 
 from __future__ import annotations
 
+import signal
 import uuid
 from collections.abc import Iterator
 
@@ -13,6 +14,18 @@ import pytest
 
 from services.kafka import LocalKafka
 from tests.support.kafka import free_port
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Let the Ctrl-C the tests send reach the processes they start.
+
+    A process started in the background of a non-interactive shell inherits SIGINT
+    ignored (POSIX), as the Docker tests do under ``make test`` (``pytest ... &``), and an
+    ignored signal stays ignored across exec: ``make submit`` and its wrapper script would
+    never see the tests' Ctrl-C. A handler, unlike "ignored", is reset to the default on exec.
+    """
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")

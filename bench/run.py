@@ -165,15 +165,20 @@ def bench_producer(broker: LocalKafka, sizes: Sizes, work: Path) -> list[Figure]
 # -- 5. memory of make demo --------------------------------------------------------------------
 
 
+# The processes of `make demo` by role, told apart by their command lines (test_demo.py
+# checks each role is found in a real demo's process tree).
+DEMO_ROLES = {
+    "broker": lambda line: "kafka.Kafka" in line,
+    "producer": lambda line: "-m producer" in line,
+    "spark": lambda line: "spark" in line.lower() or "count_logins" in line,
+}
+
+
 def bench_memory(sizes: Sizes, work: Path) -> list[Figure]:
     port = free_port()
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": f"localhost:{port}",
            "PIPELINE_LOCAL_DIR": str(work / "demo-local")}  # fmt: skip
-    sampler = MemorySampler(roles={
-        "broker": lambda line: "kafka.Kafka" in line,
-        "producer": lambda line: "-m producer" in line,
-        "spark": lambda line: "spark" in line.lower() or "monthly_logins" in line,
-    })  # fmt: skip
+    sampler = MemorySampler(roles=DEMO_ROLES)
     demo = subprocess.Popen(
         [sys.executable, "-m", "services.demo", "--count", str(sizes.demo), "--output-dir",
          str(work / "demo-out")],

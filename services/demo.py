@@ -16,11 +16,13 @@ import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import IO
 
 from contract.tables import DEFAULT_DB_NAME, DEFAULT_PERIOD, PERIODS, read_counts
 from services.kafka import LocalKafkaError, default_broker, shown
 from services.settings import LOCAL_DIR, PROJECT_ROOT
 from services.spark_submit import submit_command, submit_env
+from services.waiting import Waiting
 
 DEMO_TOPIC_PREFIX = "demo-logins-"
 DEMO_DIR = LOCAL_DIR / "demo"
@@ -53,7 +55,11 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     broker = default_broker()
     try:
-        broker.start()
+        if broker.pid() is None:
+            print(f"==> Starting Kafka (KRaft) on {broker.bootstrap_servers}", flush=True)
+            with Waiting("Kafka to answer (a first run downloads its jars from Maven Central)"):
+                broker.start()
+        broker.start()  # already running: returns once it answers
     except LocalKafkaError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -107,16 +113,14 @@ def main(argv: list[str] | None = None) -> int:
         args.period,
     ]
     with spark_log.open("w") as log:
-        job = subprocess.run(
-            submit_command(*job_args), env=env, cwd=PROJECT_ROOT, stderr=log, check=False
-        )
-    if job.returncode != 0:
+        returncode = run_job(submit_command(*job_args), env, log)
+    if returncode != 0:
         print(spark_log.read_text()[-4000:], file=sys.stderr)
         print(
-            f"error: the Spark job failed (exit {job.returncode}); the end of its log is above.",
+            f"error: the Spark job failed (exit {returncode}); the end of its log is above.",
             file=sys.stderr,
         )
-        return job.returncode
+        return returncode
 
     table = output_dir / PERIODS[args.period].csv_name
     period, counts = read_counts(table)
@@ -128,6 +132,22 @@ def main(argv: list[str] | None = None) -> int:
         print(hint)
     print(f"Demo finished in {time.monotonic() - started:.1f} s.")
     return status
+
+
+def run_job(command: list[str], env: dict[str, str], log: IO[str]) -> int:
+    """Run the job with its log in ``log`` and its console output passed through, with a
+    line whenever that output is quiet for a few seconds: a first start resolves the Kafka
+    connector and records Spark's classes (about a minute), and a batch of 50,000 events
+    takes a while, both otherwise silent."""
+    job = subprocess.Popen(
+        command, env=env, cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=log, text=True
+    )
+    assert job.stdout is not None
+    what = "Spark (a first run resolves the Kafka connector and records Spark's classes)"
+    with Waiting(what, closing=False) as waiting:
+        for line in job.stdout:
+            waiting.say(line)
+    return job.wait()
 
 
 def dashboard_hint(output_dir: Path) -> str | None:

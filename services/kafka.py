@@ -29,6 +29,7 @@ from pathlib import Path
 from services.jars import kafka_modules, resolve_classpath
 from services.java import JavaError, require_java
 from services.settings import LOCAL_DIR, PROJECT_ROOT, load_settings
+from services.waiting import Waiting
 
 READY_TIMEOUT_S = 90.0
 STOP_TIMEOUT_S = 45.0
@@ -539,7 +540,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.action == "up":
             already = broker.pid() is not None
             started = time.monotonic()
-            broker.start()
+            if already:
+                broker.start()
+            else:
+                what = "Kafka to answer (a first run downloads its jars from Maven Central)"
+                with Waiting(what, closing=False):
+                    broker.start()
             if already:
                 print(
                     f"Kafka is already running on {broker.bootstrap_servers} (pid {broker.pid()})."

@@ -7,9 +7,12 @@ import os
 import sqlite3
 import subprocess
 import sys
+import time
 
 import pytest
 
+from bench.probes import MemorySampler
+from bench.run import DEMO_ROLES
 from contract.tables import read_counts
 from services.kafka import LocalKafka
 from services.settings import PROJECT_ROOT
@@ -17,6 +20,28 @@ from tests.support.kafka import free_port, read_topic
 from tests.support.truth import expected_counts
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def run_timed(
+    command: list[str], env: dict[str, str], memory: MemorySampler
+) -> tuple[subprocess.CompletedProcess, float]:
+    """Run ``command`` as a user's terminal would show it (stdout and stderr in one stream),
+    its processes watched by ``memory``; its result and the longest time between two lines."""
+    process = subprocess.Popen(
+        command, env=env, cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True,
+    )  # fmt: skip
+    memory.roots.append(process.pid)
+    assert process.stdout is not None
+    lines: list[str] = []
+    last = time.monotonic()
+    longest = 0.0
+    for line in process.stdout:
+        now = time.monotonic()
+        longest, last = max(longest, now - last), now
+        lines.append(line)
+    returncode = process.wait(timeout=60)
+    return subprocess.CompletedProcess(command, returncode, "".join(lines), ""), longest
 
 
 def test_demo_runs_twice_and_periods_add_up_to_what_kafka_acknowledged(tmp_path):
@@ -40,16 +65,22 @@ def test_demo_runs_twice_and_periods_add_up_to_what_kafka_acknowledged(tmp_path)
     topics = []
     try:
         for run, extra in ((1, []), (2, ["--period", "week"])):
-            result = subprocess.run(
-                [*command, *extra],
-                env=env,
-                cwd=PROJECT_ROOT,
-                capture_output=True,
-                text=True,
-                timeout=400,
-                check=False,
-            )
-            assert result.returncode == 0, f"run {run}:\n{result.stdout}\n{result.stderr}"
+            memory = MemorySampler(roles=DEMO_ROLES)
+            memory.start()
+            try:
+                result, silence = run_timed([*command, *extra], env, memory)
+            finally:
+                memory.stop()
+            assert result.returncode == 0, f"run {run}:\n{result.stdout}"
+            # Never silent for long: every wait says what it waits for (5 s apart, slack
+            # for a loaded machine), the broker's start on the first run included.
+            assert silence < 15, f"run {run}: {silence:.0f} s without a line:\n{result.stdout}"
+            assert "    waiting for Spark (a first run resolves" in result.stdout
+            if run == 1:
+                assert "    waiting for Kafka to answer" in result.stdout
+                # make bench's memory step (not run by the tests: it would be a third demo)
+                # finds every role of the pipeline in the demo's processes.
+                assert all(memory.peaks[role] > 0 for role in DEMO_ROLES), memory.peaks
             assert (
                 "OK: Kafka acknowledged 3,000 events; Spark counted 3,000 logins" in result.stdout
             )

@@ -74,6 +74,7 @@ def test_cli_up_status_down(tmp_path):
     try:
         up = cli("up")
         assert up.returncode == 0, up.stderr
+        assert up.stdout.startswith("    waiting for Kafka to answer (a first run downloads")
         assert f"is up on localhost:{port}" in up.stdout
         assert broker_answers(f"localhost:{port}")
         assert "already running" in cli("up").stdout

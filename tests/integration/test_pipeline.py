@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -133,17 +132,14 @@ def test_monthly_counts_equal_an_independent_count(versions, request, tmp_path_f
     assert f"batch 0: {len(events):,} records read, 0 rejected" in run.result.stdout
 
 
-def test_timezone_option_end_to_end(kafka_broker, filled_topic, tmp_path):
-    topic, events = filled_topic
-    run = run_job(kafka_broker, topic, tmp_path, "--timezone", "America/New_York")
-    assert run.monthly == expected_monthly(events, "America/New_York")
-    assert run.monthly != expected_monthly(events, "UTC")
-
-
 def test_a_rerun_with_the_same_checkpoint_counts_only_new_events(kafka_broker, topic, tmp_path):
+    """Also a fresh output folder's files: the table, and the rejected reasons beside it."""
     first = [json.loads(v) for v in boundary_events()[:4]]
-    produce_raw(kafka_broker.bootstrap_servers, topic, boundary_events()[:4])
-    assert run_job(kafka_broker, topic, tmp_path).monthly == expected_monthly(first)
+    produce_raw(kafka_broker.bootstrap_servers, topic, [b"garbage", *boundary_events()[:4]])
+    run = run_job(kafka_broker, topic, tmp_path)
+    assert run.monthly == expected_monthly(first)
+    assert run.rejected == {"not_json_object": 1}
+    assert "Rejected records: 1 (not_json_object 1)" in run.result.stdout
 
     again = run_job(kafka_broker, topic, tmp_path)
     assert "No new records" in again.result.stdout
@@ -154,22 +150,14 @@ def test_a_rerun_with_the_same_checkpoint_counts_only_new_events(kafka_broker, t
     assert final.monthly == expected_monthly(json.loads(v) for v in boundary_events())
 
 
-def test_demo_style_fresh_output_dir_has_both_csv_files(kafka_broker, topic, tmp_path: Path):
-    produce_raw(kafka_broker.bootstrap_servers, topic, [b"garbage", *boundary_events()[:1]])
-    run = run_job(kafka_broker, topic, tmp_path)
-    assert run.monthly == {"2023-12": (1, 0, 1)}
-    assert run.rejected == {"not_json_object": 1}
-    assert "Rejected records: 1 (not_json_object 1)" in run.result.stdout
-
-
-@pytest.mark.parametrize("period", ["week", "day"])
-def test_weekly_and_daily_counts_equal_an_independent_count(
-    kafka_broker, filled_topic, tmp_path, period
+def test_daily_counts_in_another_zone_equal_an_independent_count(
+    kafka_broker, filled_topic, tmp_path
 ):
+    """--period and --timezone end to end, once: every period in every zone is checked
+    in-process (tests/unit/test_period_bucketing.py), weeks end to end by test_demo."""
     topic, events = filled_topic
-    run = run_job(kafka_broker, topic, tmp_path, "--period", period)
-    assert run.counts(period) == expected_counts(events, period=period)
-    assert f"logins per {PERIODS[period].title} (UTC)" in run.result.stdout
-    # 2023-12-31 (a Sunday) ends 2023-W52; 2024-01-01 (a Monday) starts 2024-W01.
-    boundary = {"week": ("2023-W52", "2024-W01"), "day": ("2023-12-31", "2024-01-01")}[period]
-    assert set(boundary) <= set(run.counts(period))
+    zone = "America/New_York"
+    run = run_job(kafka_broker, topic, tmp_path, "--period", "day", "--timezone", zone)
+    assert run.counts("day") == expected_counts(events, zone, "day")
+    assert run.counts("day") != expected_counts(events, "UTC", "day")
+    assert f"logins per {PERIODS['day'].title} ({zone})" in run.result.stdout

@@ -164,7 +164,7 @@ def test_killing_the_job_repeatedly_loses_and_duplicates_nothing(kafka_broker, t
         "--rate",
         "400",
         "--duration",
-        "120s",  # long enough that every restart finds new events to batch
+        "900s",  # until stopped below: every restart finds new events to batch
         "--seed",
         str(seed),
         "--summary-json",
@@ -189,6 +189,7 @@ def test_killing_the_job_repeatedly_loses_and_duplicates_nothing(kafka_broker, t
                 f"{time.monotonic() - started:.1f} s "
                 f"({job.stdout.count('[monthly_logins] batch')} batches done)"
             )
+        producer.send_signal(signal.SIGTERM)  # it flushes and reports what was acknowledged
         _, stderr = producer.communicate(timeout=180)
     finally:
         if producer.poll() is None:

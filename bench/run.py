@@ -172,7 +172,7 @@ def bench_memory(sizes: Sizes, work: Path) -> list[Figure]:
     sampler = MemorySampler(roles={
         "broker": lambda line: "kafka.Kafka" in line,
         "producer": lambda line: "-m producer" in line,
-        "spark": lambda line: "spark" in line.lower() or "monthly_logins" in line,
+        "spark": lambda line: "spark" in line.lower() or "count_logins" in line,
     })  # fmt: skip
     demo = subprocess.Popen(
         [sys.executable, "-m", "services.demo", "--count", str(sizes.demo), "--output-dir",

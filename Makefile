@@ -92,8 +92,8 @@ dashboard: $(STAMP) ## Live dashboard on http://127.0.0.1:8050 of make demo's da
 	$(PY) -m dashboard $(ARGS)
 
 .PHONY: report
-report: $(STAMP) ## Chart the job's CSV as reports/monthly_logins.png (INPUT=... or DB_URL=..., OUTPUT=...)
-	$(PY) -m reporting.monthly_chart $(if $(INPUT),--input $(INPUT)) $(if $(DB_URL),--db-url $(DB_URL)) $(if $(OUTPUT),--output $(OUTPUT))
+report: $(STAMP) ## Chart the job's CSV as output/monthly_logins.png (INPUT=... or DB_URL=..., OUTPUT=...)
+	$(PY) -m reporting.chart $(if $(INPUT),--input $(INPUT)) $(if $(DB_URL),--db-url $(DB_URL)) $(if $(OUTPUT),--output $(OUTPUT))
 
 .PHONY: produce
 produce: $(STAMP) ## Run the producer on the host; pass flags with ARGS="--rate 200"
@@ -191,13 +191,13 @@ test-dashboard: $(STAMP) ## The dashboard in headless Chromium; records its page
 
 .PHONY: test-docker
 test-docker: $(STAMP) tools ## The Docker walkthrough (docs/DOCKER.md) on a real engine (local test images; starts the engine as root on Debian)
-	tests/docker/engine.sh
+	tests/images/engine.sh
 	$(PY) -m pytest -m docker
 	$(PY) scripts/docker_report.py
 
 .PHONY: test-cluster
 test-cluster: $(STAMP) tools ## Three Kafka nodes and two Spark workers on a real engine, and four failure drills; writes their figures to docs
-	tests/docker/engine.sh
+	tests/images/engine.sh
 	$(PY) -m pytest -m cluster
 	$(PY) scripts/reliability_report.py --cluster
 	$(PY) scripts/docker_report.py --cluster

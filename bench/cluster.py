@@ -430,7 +430,7 @@ def render(
     )
     stand_ins = os.environ.get("KAFKA_IMAGE", "").startswith("login-pipeline-test/")
     images = f"{family} images" + (
-        "; here the local stand-ins of tests/docker/" if stand_ins else ""
+        "; here the local stand-ins of tests/images/" if stand_ins else ""
     )
     lines = [
         START,
@@ -475,8 +475,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, default=PROJECT_ROOT / "docs" / "PERFORMANCE.md")
     args = parser.parse_args(argv)
     sizes = SMOKE if args.smoke else FULL
+    from bench.probes import ContainerMemorySampler
     from scripts.docker_report import replace_section
-    from tests.docker.stack import MemorySampler
 
     family = read_env_file()["STACK"]
     try:
@@ -486,7 +486,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     work = Path(tempfile.mkdtemp(prefix="bench-cluster-"))
     figures: list[Figure] = []
-    memory = MemorySampler()
+    memory = ContainerMemorySampler()
     try:
         with memory:
             print("==> make up TOPOLOGY=cluster", flush=True)

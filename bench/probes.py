@@ -121,6 +121,62 @@ class MemorySampler:
             self.peak_total = max(self.peak_total, sum(usage.values()))
 
 
+_MEMORY_UNITS = {"B": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "kB": 1e3, "MB": 1e6, "GB": 1e9}
+
+
+def parse_memory(text: str) -> float:
+    """Bytes in ``docker stats``' ``123.4MiB`` notation."""
+    match = re.fullmatch(r"\s*([\d.]+)\s*([A-Za-z]+)\s*", text)
+    if not match or match[2] not in _MEMORY_UNITS:
+        raise ValueError(f"not a docker stats memory figure: {text!r}")
+    return float(match[1]) * _MEMORY_UNITS[match[2]]
+
+
+class ContainerMemorySampler:
+    """Containers' memory (those named ``<project>-...``), summed, sampled with ``docker
+    stats`` until stopped; the processes' RSS is :class:`MemorySampler`'s.
+
+    ``docker stats`` reports usage without the page cache, the figure that must fit in a
+    Docker Desktop VM. ``peak`` is the largest sum seen across samples.
+    """
+
+    def __init__(self, project: str = "login-pipeline") -> None:
+        self.project = project
+        self.samples: list[dict[str, float]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            result = subprocess.run(
+                ["docker", "stats", "--no-stream", "--format", "{{.Name}} {{.MemUsage}}"],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            sample = {}
+            for line in result.stdout.splitlines():
+                name, usage = line.split(" ", 1)
+                if name.startswith(f"{self.project}-"):
+                    sample[name] = parse_memory(usage.split("/")[0])
+            if sample:
+                self.samples.append(sample)
+
+    def __enter__(self) -> ContainerMemorySampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    @property
+    def peak(self) -> tuple[float, dict[str, float]]:
+        """The largest total and the per-container figures of that sample."""
+        best = max(self.samples, key=lambda s: sum(s.values()), default={})
+        return sum(best.values()), best
+
+
 def kafka_tool(main_class: str, *args: str, timeout: float = 900) -> str:
     """Run one of Kafka's own tools (kafka-tools jar) and return its output."""
     classpath = ":".join(str(p) for p in kafka_classpath())

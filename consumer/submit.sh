@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Submit consumer/monthly_logins.py with the Kafka connector that matches the Spark running it.
+# Submit consumer/count_logins.py with the Kafka connector that matches the Spark running it.
 #
 #   consumer/submit.sh [JOB FLAGS...]      e.g. consumer/submit.sh --trigger available-now
 #   consumer/submit.sh --prepare           only resolve the connector and record Spark's
@@ -112,7 +112,7 @@ fi
 
 # The job is a package (consumer/, and contract/ that it shares with the producer): zip
 # both for --py-files, so the driver imports them wherever it runs.
-work="$(mktemp -d "${TMPDIR:-/tmp}/monthly_logins.XXXXXX")"
+work="$(mktemp -d "${TMPDIR:-/tmp}/count_logins.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
 "$python" - "$here/.." "$work/job.zip" <<'PY'
 import pathlib, sys, zipfile
@@ -204,7 +204,7 @@ if [[ -n "${CONSUMER_PYTHONPATH:-}" ]]; then
   export PYTHONPATH="$CONSUMER_PYTHONPATH${PYTHONPATH:+:$PYTHONPATH}"
 fi
 
-"$spark_submit" "${args[@]}" "$here/monthly_logins.py" "$@" &
+"$spark_submit" "${args[@]}" "$here/count_logins.py" "$@" &
 spark_pid=$!
 
 stop() {

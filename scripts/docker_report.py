@@ -60,7 +60,7 @@ def render(figures: dict) -> str:
             "## Docker stack (`make test-docker`)",
             "",
             f"Run: {when}; Docker Engine {engine_version()}; Kafka, Spark and Python images: "
-            "the local stand-ins of tests/docker/ (no registry is reachable here), so "
+            "the local stand-ins of tests/images/ (no registry is reachable here), so "
             "image pulls are not part of these times. Reproduce: `make test-docker`.",
             "",
             "| Figure | Value | Target | Met | Details |",
@@ -104,7 +104,7 @@ def render_cluster(figures: dict) -> str:
             "",
             f"Run: {when}; Docker Engine {engine_version()}; three Kafka nodes and two Spark "
             f"workers (`make up TOPOLOGY=cluster`, {figures['family']} family), on the local "
-            "stand-in images of tests/docker/. Reproduce: `make test-cluster`. The drills' "
+            "stand-in images of tests/images/. Reproduce: `make test-cluster`. The drills' "
             "rows are in [RELIABILITY.md](RELIABILITY.md).",
             "",
             "| Figure | Value | Target | Met | Details |",

@@ -23,7 +23,7 @@ docs/RELIABILITY.md before asserting, whatever the outcome; output/cluster/clust
 gets the bring-up, the drills' times and the memory of all containers.
 
 One cluster serves the whole module (bring-up is the slow part). The images are the local
-stand-ins of tests/docker/ for the Bitnami family (CLUSTER_STACK=apache runs the official
+stand-ins of tests/images/ for the Bitnami family (CLUSTER_STACK=apache runs the official
 images' family instead, by hand: CI runs one). Skipped with the reason where no engine runs
 (a failure under CI=true); a run that fails cleans up with `make clean` in a finally.
 """
@@ -40,8 +40,9 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from bench.probes import ContainerMemorySampler
 from services.settings import PROJECT_ROOT
-from tests.docker.cluster import (
+from tests.support.docker_cluster import (
     KAFKA_NODES,
     WORKERS,
     LiveProducer,
@@ -64,8 +65,7 @@ from tests.docker.cluster import (
     wait_until,
     worker_ips,
 )
-from tests.docker.stack import (
-    MemorySampler,
+from tests.support.docker_stack import (
     Stack,
     database_monthly,
     movable_ports,
@@ -134,7 +134,7 @@ def cluster(images: dict[str, str]) -> Iterator[Cluster]:
         set_marker(True)
         stack = Stack(images, FAMILY, "cluster", moved)
         job = RunningJob(stack, RESULTS / "job.log")
-        memory = MemorySampler()
+        memory = ContainerMemorySampler()
         clean = None
         try:
             with memory:

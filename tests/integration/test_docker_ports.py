@@ -13,9 +13,14 @@ import subprocess
 import pytest
 
 from services.settings import PROJECT_ROOT
-from tests.docker.stack import COMPOSE_BINARY, engine_answers, movable_ports, project_leftovers
 from tests.support.compose import FAMILY_FILES
 from tests.support.conditions import unavailable
+from tests.support.docker_stack import (
+    COMPOSE_BINARY,
+    engine_answers,
+    movable_ports,
+    project_leftovers,
+)
 from tests.support.kafka import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.docker]

@@ -5,13 +5,13 @@ targets, once per image family: Bitnami's (the default) and the official Apache 
 `make up`, `make submit ARGS="--trigger available-now"`, Ctrl-C on a live `make submit`
 (with and without a terminal), `make down`, `make up` again, `make submit` again, a submit
 with Kafka stopped, `make clean`. The images are local stand-ins with each family's interface
-(tests/docker/), passed as KAFKA_IMAGE / SPARK_IMAGE / APACHE_KAFKA_IMAGE / ... ; every count
+(tests/images/), passed as KAFKA_IMAGE / SPARK_IMAGE / APACHE_KAFKA_IMAGE / ... ; every count
 is compared with the records read back independently through Kafka's published port
 (127.0.0.1:9092, or the free port this run moved it to if something here holds 9092).
 
 Where no engine can run (a laptop without Docker) the module is skipped with the reason;
 under CI=true that is a failure. It refuses to touch a `login-pipeline` stack that exists,
-unless an interrupted run of this test left it (tests.docker.stack.left_by_the_test). A run
+unless an interrupted run of this test left it (tests.support.docker_stack.left_by_the_test). A run
 that fails cleans up after itself (`make clean` in a finally).
 """
 
@@ -31,10 +31,12 @@ from pathlib import Path
 
 import pytest
 
+from bench.probes import ContainerMemorySampler
 from services.settings import PROJECT_ROOT
-from tests.docker.stack import (
+from tests.support.compose import FAMILY_FILES
+from tests.support.conditions import wait_for
+from tests.support.docker_stack import (
     BUILT_IMAGES,
-    MemorySampler,
     Stack,
     all_volumes,
     connect,
@@ -52,8 +54,6 @@ from tests.docker.stack import (
     stand_in_images,
     timed,
 )
-from tests.support.compose import FAMILY_FILES
-from tests.support.conditions import wait_for
 from tests.support.truth import expected_monthly
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.docker]
@@ -181,7 +181,7 @@ def assert_the_dashboard_role_reads_and_cannot_write(expected: dict) -> None:
 
 def driver_processes(stack: Stack) -> str:
     """Python drivers of the job still running inside spark-master (empty if none)."""
-    result = stack.compose("exec", "-T", "spark-master", "pgrep", "-af", "monthly_logins.py")
+    result = stack.compose("exec", "-T", "spark-master", "pgrep", "-af", "count_logins.py")
     return result.stdout.strip()
 
 
@@ -341,7 +341,7 @@ def count_and_compare(stack: Stack, first: int, measured: dict[str, object]) -> 
     events = read_events(first)
     assert sum(e["timestamp"] >= "2026" for e in events) > 0
 
-    with MemorySampler() as memory:
+    with ContainerMemorySampler() as memory:
         submit = stack.make("submit", "ARGS=--trigger available-now", record="make submit")
     assert submit.returncode == 0, submit.stdout[-5000:] + submit.stderr[-3000:]
     assert_table_matches(submit.stdout, expected_monthly(events))

@@ -36,7 +36,7 @@ def producer(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
 
 def job(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     """The job's own file, as spark-submit runs it: options are parsed before Spark starts."""
-    return run(sys.executable, "consumer/monthly_logins.py", *args, **env)
+    return run(sys.executable, "consumer/count_logins.py", *args, **env)
 
 
 def test_producer_usage_error_exits_2():

@@ -356,7 +356,7 @@ def hadolint(path) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(binary), str(path)], capture_output=True, text=True, check=False)
 
 
-@pytest.mark.parametrize("path", [*DOCKERFILES, "tests/docker/postgres/Dockerfile"])
+@pytest.mark.parametrize("path", [*DOCKERFILES, "tests/images/postgres/Dockerfile"])
 def test_dockerfiles_pass_hadolint(path):
     result = hadolint(PROJECT_ROOT / path)
     assert result.returncode == 0, result.stdout + result.stderr

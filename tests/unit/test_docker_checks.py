@@ -81,6 +81,6 @@ TEST_SPARK = "login-pipeline-test/spark:0487ca4829dda37c"
     ],
 )
 def test_only_a_stack_the_walkthrough_test_left_is_its_to_remove(images, marker, left_by_the_test):
-    from tests.docker import stack
+    from tests.support import docker_stack as stack
 
     assert stack.left_by_the_test(images, marker) is left_by_the_test

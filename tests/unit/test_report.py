@@ -8,7 +8,7 @@ import sys
 import pytest
 from PIL import Image
 
-from reporting.monthly_chart import CountRow, ReportError, read_table, render_chart
+from reporting.chart import CountRow, ReportError, read_table, render_chart
 from services.settings import PROJECT_ROOT
 
 CSV = "month,logins,successful,failed\n2024-01,100,90,10\n2024-02,250,240,10\n2024-03,40,40,0\n"
@@ -19,7 +19,7 @@ def make_report(source, target) -> subprocess.CompletedProcess[str]:
     command = [
         sys.executable,
         "-m",
-        "reporting.monthly_chart",
+        "reporting.chart",
         "--input",
         str(source),
         "--output",
@@ -103,14 +103,14 @@ def test_make_report_reads_the_jobs_database_too(tmp_path):
     url = written_database(tmp_path)
     target = tmp_path / "from-db.png"
     result = subprocess.run(
-        [sys.executable, "-m", "reporting.monthly_chart", "--db-url", url, "--output", str(target)],
+        [sys.executable, "-m", "reporting.chart", "--db-url", url, "--output", str(target)],
         cwd=PROJECT_ROOT, capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert result.stdout == f"Wrote {target} (2 weeks, 158 logins).\n"
     missing = f"sqlite:///{tmp_path / 'none.db'}"
     result = subprocess.run(
-        [sys.executable, "-m", "reporting.monthly_chart", "--db-url", missing],
+        [sys.executable, "-m", "reporting.chart", "--db-url", missing],
         cwd=PROJECT_ROOT, capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert result.returncode == 1

@@ -59,7 +59,7 @@ def test_connector_matches_the_running_spark(tmp_path, core_jar, connector):
     args = run_submit(tmp_path, fake_spark_home(tmp_path, core_jar), "--trigger", "available-now")
     assert args[args.index("--packages") + 1] == connector
     assert args[-3:] == [
-        str(PROJECT_ROOT / "consumer" / "monthly_logins.py"),
+        str(PROJECT_ROOT / "consumer" / "count_logins.py"),
         "--trigger",
         "available-now",
     ]
@@ -257,11 +257,11 @@ def test_the_first_start_records_the_class_archive_and_later_starts_map_it(tmp_p
     first = run_submit(tmp_path, home, "--trigger", "available-now", **env)
     (archive,) = (tmp_path / "ivy" / "class-archives").glob("spark-4.0.0-*.jsa")
     assert archive.read_text() == "classes"
-    assert scripts_run(tmp_path) == ["class_archive.py", "monthly_logins.py"]
+    assert scripts_run(tmp_path) == ["class_archive.py", "count_logins.py"]
     assert f"-XX:SharedArchiveFile={archive}" in driver_java_options(first)
     assert "-Dlog4j2.configurationFile=" in driver_java_options(first)
     second = run_submit(tmp_path, home, **env)
-    assert scripts_run(tmp_path) == ["class_archive.py", "monthly_logins.py", "monthly_logins.py"]
+    assert scripts_run(tmp_path) == ["class_archive.py", "count_logins.py", "count_logins.py"]
     assert f"-XX:SharedArchiveFile={archive}" in driver_java_options(second)
     assert list(archive.parent.iterdir()) == [archive]  # no recording or log left behind
 
@@ -286,7 +286,7 @@ def test_a_failed_recording_is_said_once_and_the_job_starts_without_an_archive(t
     assert "SharedArchiveFile" not in (tmp_path / "args").read_text()
     second = subprocess.run([str(SUBMIT)], env=env, capture_output=True, text=True, check=False)
     assert "could not record" not in second.stderr  # not tried again on every start
-    assert scripts_run(tmp_path) == ["class_archive.py", "monthly_logins.py", "monthly_logins.py"]
+    assert scripts_run(tmp_path) == ["class_archive.py", "count_logins.py", "count_logins.py"]
 
 
 def test_the_archive_is_per_java_and_spark_install_and_can_be_turned_off(tmp_path):
@@ -298,7 +298,7 @@ def test_the_archive_is_per_java_and_spark_install_and_can_be_turned_off(tmp_pat
     assert len(list((tmp_path / "ivy" / "class-archives").glob("*.jsa"))) == 2
     off = run_submit(tmp_path, home, **{**env, "CONSUMER_CLASS_ARCHIVE": "off"})
     assert "SharedArchiveFile" not in driver_java_options(off)
-    assert scripts_run(tmp_path)[-1] == "monthly_logins.py"
+    assert scripts_run(tmp_path)[-1] == "count_logins.py"
 
 
 @pytest.mark.parametrize("flag", ["--help", "-h"])
@@ -306,6 +306,6 @@ def test_asking_for_help_does_not_record_the_archive(tmp_path, flag):
     home = archive_recording_spark_home(tmp_path)
     env = {"SPARK_IVY_DIR": str(tmp_path / "ivy"), "CONSUMER_CLASS_ARCHIVE": "on"}
     args = run_submit(tmp_path, home, flag, **env)
-    assert scripts_run(tmp_path) == ["monthly_logins.py"]
+    assert scripts_run(tmp_path) == ["count_logins.py"]
     assert flag in args
     assert not (tmp_path / "ivy" / "class-archives").exists()

@@ -1,10 +1,10 @@
 """Build the test images that stand in for the Bitnami, Apache and Python images (tests only).
 
-    python -m tests.docker.build        # builds what is missing, prints KAFKA_IMAGE=... lines
+    python -m tests.images.build        # builds what is missing, prints KAFKA_IMAGE=... lines
 
 No registry is reachable here, so nothing is pulled: a Debian root filesystem is made by
 ``mmdebstrap`` from this machine's own apt sources and loaded with ``docker import``; the
-images in ``tests/docker/*/`` are built on it. Every tag is a hash of what went into the
+images in ``tests/images/*/`` are built on it. Every tag is a hash of what went into the
 image (Dockerfile, scripts, versions, jar and wheel names, the host's CA bundles), so a
 rerun with nothing changed only asks the engine whether the tags exist.
 """
@@ -118,7 +118,7 @@ def rootfs_image(packages: tuple[str, ...] = PACKAGES, name: str = "rootfs") -> 
         return tag
     if shutil.which("mmdebstrap") is None:
         raise BuildError(
-            "mmdebstrap is missing: `apt-get install mmdebstrap` (tests/docker/engine.sh does)"
+            "mmdebstrap is missing: `apt-get install mmdebstrap` (tests/images/engine.sh does)"
         )
     print(f"Building {tag} with mmdebstrap (about a minute)...", flush=True)
     with tempfile.TemporaryDirectory(dir=CACHE_DIR) as work:
@@ -204,7 +204,7 @@ def build_all() -> dict[str, str]:
 
 
 def build_kafka(name: str, version: str, work: Path, base: str) -> str:
-    """A Kafka stand-in (``tests/docker/<name>/``) with Kafka ``version``'s Maven Central jars
+    """A Kafka stand-in (``tests/images/<name>/``) with Kafka ``version``'s Maven Central jars
     and the tool scripts both Kafka stand-ins share (``kafka-bin/``)."""
     from services.kafka import kafka_classpath
 
@@ -217,7 +217,7 @@ def build_kafka(name: str, version: str, work: Path, base: str) -> str:
 
 
 def build_spark(name: str, version: str, work: Path, base: str) -> str:
-    """A Spark stand-in (``tests/docker/<name>/``) from the pyspark ``version`` wheel."""
+    """A Spark stand-in (``tests/images/<name>/``) from the pyspark ``version`` wheel."""
     context = staged(HERE / name, work)
     wheels = context / "wheels"
     # pip's cache makes this local after the first time; the image build needs no network.

@@ -1,8 +1,8 @@
 """``make report``: logins per period as a chart, from the job's table (``monthly_logins.csv``,
 ``weekly_logins.csv`` or ``daily_logins.csv``; the header says which).
 
-    python -m reporting.monthly_chart [--input output/demo/monthly_logins.csv | --db-url URL]
-                                      [--output reports/monthly_logins.png]
+    python -m reporting.chart [--input output/demo/monthly_logins.csv | --db-url URL]
+                              [--output output/monthly_logins.png]
 
 Bars per period split into successful and failed logins, the failure rate as a line on a
 second axis (spikes are the simulated credential-stuffing attacks), period and totals in
@@ -27,7 +27,7 @@ from matplotlib.ticker import FuncFormatter, PercentFormatter
 from contract.tables import DEFAULT_PERIOD, PERIODS, Period, TableError, read_counts
 
 DEFAULT_INPUT = Path("output/demo/monthly_logins.csv")
-DEFAULT_OUTPUT = Path("reports/monthly_logins.png")
+DEFAULT_OUTPUT = Path("output/monthly_logins.png")
 SIZE_INCHES, DPI = (12, 5.4), 100
 
 
@@ -128,7 +128,7 @@ def render_chart(rows: list[CountRow], period: Period = PERIODS[DEFAULT_PERIOD])
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m reporting.monthly_chart",
+        prog="python -m reporting.chart",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -1,7 +1,7 @@
 """Driving the Docker walkthrough from tests: the real Makefile targets on a real engine.
 
 The compose files keep the real image names; tests hand them the local stand-ins from
-:mod:`tests.docker.build` through the same ``.env`` variables a user would set, choose the
+:mod:`tests.images.build` through the same ``.env`` variables a user would set, choose the
 image family with ``STACK`` as a user would, and use the Compose CLI that ``make tools``
 builds. A port the stack publishes that something else holds on this machine is moved
 through its ``.env`` variable (:func:`movable_ports`), so a broker from ``make demo`` does
@@ -15,13 +15,12 @@ import os
 import re
 import shutil
 import subprocess
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from services.settings import CACHE_DIR, PROJECT_ROOT
-from tests.docker.build import REPOSITORY as TEST_REPOSITORY
+from tests.images.build import REPOSITORY as TEST_REPOSITORY
 from tests.support.compose import FAMILY_FILES, TOPOLOGIES, stack_files
 from tests.support.conditions import unavailable
 
@@ -176,11 +175,11 @@ def stand_in_images() -> dict[str, str]:
     engine without a user's stack. Skips (fails under CI) where no engine answers."""
     if not engine_answers():
         unavailable(
-            "no Docker engine answers `docker info` (tests/docker/engine.sh installs and "
+            "no Docker engine answers `docker info` (tests/images/engine.sh installs and "
             "starts one as root on Debian; `make test-docker` runs it)"
         )
     refuse_a_users_stack()
-    from tests.docker.build import BuildError, build_all
+    from tests.images.build import BuildError, build_all
 
     try:
         return build_all()
@@ -264,60 +263,6 @@ class Stack:
         result = self.compose("exec", "-T", service, "cat", path)
         assert result.returncode == 0, result.stderr
         return result.stdout
-
-
-_MEMORY_UNITS = {"B": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "kB": 1e3, "MB": 1e6, "GB": 1e9}
-
-
-def parse_memory(text: str) -> float:
-    """Bytes in ``docker stats``' ``123.4MiB`` notation."""
-    match = re.fullmatch(r"\s*([\d.]+)\s*([A-Za-z]+)\s*", text)
-    if not match or match[2] not in _MEMORY_UNITS:
-        raise ValueError(f"not a docker stats memory figure: {text!r}")
-    return float(match[1]) * _MEMORY_UNITS[match[2]]
-
-
-class MemorySampler:
-    """The project's containers' memory, summed, sampled with ``docker stats`` until stopped.
-
-    ``docker stats`` reports usage without the page cache, the figure that must fit in a
-    Docker Desktop VM. ``peak`` is the largest sum seen across samples.
-    """
-
-    def __init__(self) -> None:
-        self.samples: list[dict[str, float]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            result = subprocess.run(
-                ["docker", "stats", "--no-stream", "--format", "{{.Name}} {{.MemUsage}}"],
-                capture_output=True,
-                text=True,
-                check=False,
-            )
-            sample = {}
-            for line in result.stdout.splitlines():
-                name, usage = line.split(" ", 1)
-                if name.startswith(f"{PROJECT}-"):
-                    sample[name] = parse_memory(usage.split("/")[0])
-            if sample:
-                self.samples.append(sample)
-
-    def __enter__(self) -> MemorySampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=30)
-
-    @property
-    def peak(self) -> tuple[float, dict[str, float]]:
-        """The largest total and the per-container figures of that sample."""
-        best = max(self.samples, key=lambda s: sum(s.values()), default={})
-        return sum(best.values()), best
 
 
 def timed(

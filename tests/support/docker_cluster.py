@@ -24,7 +24,7 @@ from typing import Any
 
 from contract.tables import COUNTS_TABLE, PROGRESS_TABLE
 from services.settings import PROJECT_ROOT
-from tests.docker.stack import Stack, connect, last_monthly_table, published_port
+from tests.support.docker_stack import Stack, connect, last_monthly_table, published_port
 
 TOPIC = "logins"
 # Kafka node id -> its service, and the .env variable of the port it publishes for this

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Make a Docker engine usable for the Docker tests, or say exactly why it cannot be.
 #
-#   tests/docker/engine.sh      (make test-docker and .ci/run call it)
+#   tests/images/engine.sh      (make test-docker and .ci/run call it)
 #
 # Engine already answering: nothing to do. Otherwise, as root on Debian: install Debian's
 # docker.io (and mmdebstrap, which builds the test images' base) if missing, start dockerd

@@ -14,12 +14,11 @@ from datetime import datetime
 from pathlib import Path
 
 from bench.figures import Figure, Sizes
-from bench.topics import create_topic, has_confluent
+from bench.topics import create_topic, has_confluent, read_records
 from consumer.database import parse_offset_log
 from consumer.options import QUERY_CHECKPOINT
 from services.kafka import LocalKafka
 from services.spark_submit import submit_command, submit_env
-from tests.support.kafka import read_topic
 
 LIVE_TRIGGER = "1s"
 
@@ -237,7 +236,7 @@ def _latencies(broker: LocalKafka, topic: str, checkpoint: Path) -> list[float]:
             continue
         batches.append((commit.stat().st_mtime, end_offsets(checkpoint / "offsets" / commit.name)))
     latencies = []
-    for record in read_topic(broker.bootstrap_servers, topic, 10**9, timeout_s=10):
+    for record in read_records(broker, topic):
         created = datetime.fromisoformat(
             json.loads(record.value)["timestamp"].replace("Z", "+00:00")
         )

@@ -3,20 +3,12 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from services.kafka import LocalKafka
-from tests.support.truth import to_epoch_ms
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def create_topic(broker: LocalKafka, topic: str, partitions: int = 3) -> None:
@@ -32,7 +24,7 @@ def create_topic(broker: LocalKafka, topic: str, partitions: int = 3) -> None:
 
 def backfill_range() -> tuple[int, int]:
     end = datetime.now(timezone.utc)
-    return to_epoch_ms(end - timedelta(days=730)), to_epoch_ms(end)
+    return int((end - timedelta(days=730)).timestamp() * 1000), int(end.timestamp() * 1000)
 
 
 def run_producer(broker: LocalKafka, topic: str, count: int, client: str, work: Path) -> dict:
@@ -67,3 +59,24 @@ def ensure_topic(broker: LocalKafka, topic: str, count: int, work: Path) -> str:
         run_producer(broker, topic, count, "confluent" if has_confluent() else "kafka-python",
                      work)  # fmt: skip
     return topic
+
+
+def read_records(broker: LocalKafka, topic: str) -> list:
+    """Every record on ``topic`` up to its end offsets now, with a plain kafka-python
+    consumer (no group)."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=broker.bootstrap_servers, group_id=None,
+                             enable_auto_commit=False)  # fmt: skip
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning()
+        ends = consumer.end_offsets(partitions)
+        records: list = []
+        while any(consumer.position(tp) < end for tp, end in ends.items()):
+            for batch in consumer.poll(timeout_ms=500).values():
+                records.extend(batch)
+        return records
+    finally:
+        consumer.close()

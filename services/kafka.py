@@ -79,6 +79,13 @@ def broker_answers(bootstrap_servers: str, timeout_s: float = 2.0) -> bool:
             admin.close()
 
 
+def free_port() -> int:
+    """A port nothing listens on now (the OS's pick), for brokers of tests and benchmarks."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def port_is_free(host: str, port: int) -> bool:
     """True unless another process listens on ``host:port``.
 

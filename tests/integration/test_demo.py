@@ -11,8 +11,8 @@ import time
 
 import pytest
 
+from bench.memory import DEMO_ROLES
 from bench.probes import MemorySampler
-from bench.run import DEMO_ROLES
 from contract.tables import read_counts
 from services.kafka import LocalKafka
 from services.settings import PROJECT_ROOT

@@ -3,15 +3,10 @@ Bitnami and official images' ways of turning their environment into broker setti
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import Iterable, Mapping
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from services.kafka import free_port as free_port  # the tests' one import for Kafka
 
 
 def read_topic(bootstrap_servers: str, topic: str, expected: int, timeout_s: float = 60) -> list:

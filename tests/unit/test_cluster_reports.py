@@ -10,7 +10,7 @@ import pytest
 
 from bench import cluster as bench_cluster
 from bench.figures import Figure
-from bench.run import with_kept_sections
+from bench.report import with_kept_sections
 from scripts import docker_report, reliability_report
 
 

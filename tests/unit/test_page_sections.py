@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench.run import with_kept_sections
+from bench.report import with_kept_sections
 from scripts import dashboard_report, docker_report
 
 

@@ -1,6 +1,6 @@
 """Put the dashboard's page-load time, measured in headless Chromium, into docs/PERFORMANCE.md.
 
-    make test-dashboard      # runs the browser test, then this script
+    make docs-dashboard      # runs the browser test, then this script
 
 tests/integration/test_dashboard_browser.py opens the dashboard on a database written by a
 real job run and measures, in the browser (Navigation Timing), when the table and the
@@ -38,7 +38,7 @@ def render(figures: dict) -> str:
             "## Dashboard page load (`make test-dashboard`)",
             "",
             f"Run: {when}; headless Chromium (Debian package), cold cache, against the SQLite "
-            "database of a real job run. Reproduce: `make test-dashboard`.",
+            "database of a real job run. Reproduce: `make docs-dashboard`.",
             "",
             "| Figure | Value | Target | Met | Details |",
             "|---|---|---|---|---|",

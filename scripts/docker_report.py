@@ -1,13 +1,13 @@
 """Put the Docker stack's measured figures into docs/PERFORMANCE.md.
 
-    make test-docker      # runs the walkthrough test, then this script
+    make docs-docker      # runs the walkthrough test, then this script
 
 tests/integration/test_docker_walkthrough.py measures `make up` (cold and with cached
 images) and the memory of all containers while `make submit` runs, and writes them to
 output/docker/walkthrough.json; this script renders them as the section between the
 markers below (``make bench`` keeps that section when it rewrites the rest of the page).
 
-    python scripts/docker_report.py --cluster   # make test-cluster
+    python scripts/docker_report.py --cluster   # make docs-cluster
 
 renders the cluster topology's figures instead (output/cluster/cluster.json, from
 tests/integration/test_docker_cluster.py): `make up TOPOLOGY=cluster`, the memory of all
@@ -61,7 +61,7 @@ def render(figures: dict) -> str:
             "",
             f"Run: {when}; Docker Engine {engine_version()}; Kafka, Spark and Python images: "
             "the local stand-ins of tests/images/ (no registry is reachable here), so "
-            "image pulls are not part of these times. Reproduce: `make test-docker`.",
+            "image pulls are not part of these times. Reproduce: `make docs-docker`.",
             "",
             "| Figure | Value | Target | Met | Details |",
             "|---|---|---|---|---|",
@@ -104,7 +104,7 @@ def render_cluster(figures: dict) -> str:
             "",
             f"Run: {when}; Docker Engine {engine_version()}; three Kafka nodes and two Spark "
             f"workers (`make up TOPOLOGY=cluster`, {figures['family']} family), on the local "
-            "stand-in images of tests/images/. Reproduce: `make test-cluster`. The drills' "
+            "stand-in images of tests/images/. Reproduce: `make docs-cluster`. The drills' "
             "rows are in [RELIABILITY.md](RELIABILITY.md).",
             "",
             "| Figure | Value | Target | Met | Details |",

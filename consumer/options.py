@@ -11,10 +11,18 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from consumer.state_store import AUTO, STORES
+from contract.flags import (
+    Flag,
+    FlagError,
+    add_flags,
+    non_negative_int,
+    one_of,
+    positive,
+    usage_error,
+)
 from contract.kafka import (
     DEFAULT_BOOTSTRAP_SERVERS,
     DEFAULT_TOPIC,
@@ -195,208 +203,90 @@ def default_db_url(output_dir: str | None) -> str | None:
     return "sqlite:///" + os.path.abspath(os.path.join(output_dir, DEFAULT_DB_NAME))
 
 
-def _one_of(*values: str) -> Any:
-    """An argparse type that also checks environment defaults (``choices`` does not)."""
+JOB_FLAGS = (
+    Flag("--bootstrap-servers", "KAFKA_BOOTSTRAP_SERVERS",
+         "Kafka bootstrap servers (default: %(default)s)", DEFAULT_BOOTSTRAP_SERVERS,
+         metavar="HOST:PORT"),
+    Flag("--topic", "LOGINS_TOPIC", "topic to read (default: %(default)s)", DEFAULT_TOPIC,
+         metavar="NAME"),
+    Flag("--starting-offsets", "CONSUMER_STARTING_OFFSETS",
+         "where a new checkpoint starts reading (default: %(default)s)", "earliest",
+         one_of("earliest", "latest"), "{earliest,latest}"),
+    Flag("--trigger", "CONSUMER_TRIGGER",
+         "available-now (drain the topic, then stop) or an interval such as 10s "
+         "(default: 10s)", "10 seconds", parse_trigger, "TRIGGER"),
+    Flag("--checkpoint-dir", "CONSUMER_CHECKPOINT_DIR",
+         "where the job keeps its progress and state; reuse it to resume "
+         "(default: %(default)s)", DEFAULT_CHECKPOINT_DIR, metavar="DIR"),
+    Flag("--output-dir", "CONSUMER_OUTPUT_DIR",
+         "also write the table as DIR/monthly_logins.csv (weekly_logins.csv, "
+         f"daily_logins.csv) and rejected counts as DIR/{REJECTED_CSV} after every batch",
+         metavar="DIR"),
+    Flag("--db-url", "CONSUMER_DB_URL",
+         "also write the table, the rejected counts and one progress row per batch to "
+         f"this SQLAlchemy database (default: sqlite:///OUTPUT_DIR/{DEFAULT_DB_NAME} with "
+         "--output-dir; off for none)", None, parse_db_url, "URL"),
+    Flag("--quarantine-dir", "CONSUMER_QUARANTINE_DIR",
+         "where rejected records are written (default: OUTPUT_DIR/rejected, or "
+         "CHECKPOINT_DIR/quarantine)", metavar="DIR"),
+    Flag("--timezone", "CONSUMER_TIMEZONE",
+         "time zone of the calendar months (default: %(default)s)", "UTC", parse_timezone,
+         "ZONE"),
+    Flag("--period", "CONSUMER_PERIOD",
+         "count logins per calendar month, ISO week or day of event time; fixed by the "
+         "checkpoint once started (default: %(default)s)", DEFAULT_PERIOD, one_of(*PERIODS),
+         "{" + ",".join(PERIODS) + "}"),
+    Flag("--max-offsets-per-trigger", "CONSUMER_MAX_OFFSETS_PER_TRIGGER",
+         "cap on records per batch (default: no cap)", None, positive(int), "N"),
+    Flag("--shuffle-partitions", "CONSUMER_SHUFFLE_PARTITIONS",
+         "state partitions; fixed by the checkpoint once started (default: %(default)s)", 4,
+         positive(int), "N"),
+    Flag("--max-future", "CONSUMER_MAX_FUTURE_SECONDS",
+         "reject events whose time is further than this ahead of their Kafka timestamp "
+         "(default: %(default)s)", 86400, positive(int), "SECONDS"),
+    Flag("--dedupe-window", "CONSUMER_DEDUPE_WINDOW",
+         "count an event_id once if it repeats within this much processing time; "
+         "0 counts every record (default: 24h)", "24 hours", parse_dedupe_window, "INTERVAL"),
+    Flag("--state-store", "CONSUMER_STATE_STORE",
+         "where a new checkpoint keeps its state: memory (the JVM heap; fastest) or "
+         "rocksdb (off the heap, on disk; any size); auto: memory for a drain whose ids fit "
+         "in a quarter of the heap, rocksdb otherwise; fixed by the checkpoint once started "
+         "(default: %(default)s)", AUTO, one_of(*STORES), "{" + ",".join(STORES) + "}"),
+    Flag("--connect-timeout", "CONSUMER_CONNECT_TIMEOUT",
+         "how long to wait for Kafka before failing (default: %(default)s)", 30,
+         positive(int), "SECONDS"),
+    Flag("--kafka-retry-timeout", "CONSUMER_KAFKA_RETRY_TIMEOUT",
+         "how long a running job waits for Kafka to come back before it stops "
+         "(exit 3; a rerun resumes) (default: %(default)s)", 60, positive(int), "SECONDS"),
+    Flag("--db-retry-timeout", "CONSUMER_DB_RETRY_TIMEOUT",
+         "how long a batch's database write is retried while the database is "
+         "unavailable before the job stops (exit 3; a rerun resumes) (default: %(default)s)",
+         60, non_negative_int, "SECONDS"),
+    *SECURITY_FLAGS,
+)  # fmt: skip
 
-    def convert(text: str) -> str:
-        if text not in values:
-            raise argparse.ArgumentTypeError(f"{text!r} is not one of {', '.join(values)}")
-        return text
-
-    return convert
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be greater than 0")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be 0 or more")
-    return value
+PROG = "consumer/submit.sh"
 
 
 def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
-    """Flags with environment-variable defaults (the variable is in brackets in ``--help``).
-
-    String defaults go through each flag's ``type`` like command-line values, so a bad
-    environment value is reported as a usage error too.
-    """
-
-    def env_default(name: str, default: Any) -> Any:
-        return env.get(name) or default
-
+    """:data:`JOB_FLAGS` with their defaults from ``env`` (the variable is in brackets in
+    ``--help``); raises :class:`~contract.flags.FlagError` for a variable it cannot read."""
     parser = argparse.ArgumentParser(
-        prog="consumer/submit.sh",
+        prog=PROG,
         description="Count logins per calendar month of event time from a Kafka topic.",
         epilog=f"{PASSWORD_ENV} (or --sasl-password-file) holds the SASL password; "
         f"{DB_PASSWORD_ENV} the database password when --db-url has none.",
     )
-    add = parser.add_argument
-    add(
-        "--bootstrap-servers",
-        metavar="HOST:PORT",
-        default=env_default("KAFKA_BOOTSTRAP_SERVERS", DEFAULT_BOOTSTRAP_SERVERS),
-        help="Kafka bootstrap servers (default: %(default)s) [KAFKA_BOOTSTRAP_SERVERS]",
-    )
-    add(
-        "--topic",
-        metavar="NAME",
-        default=env_default("LOGINS_TOPIC", DEFAULT_TOPIC),
-        help="topic to read (default: %(default)s) [LOGINS_TOPIC]",
-    )
-    add(
-        "--starting-offsets",
-        type=_one_of("earliest", "latest"),
-        metavar="{earliest,latest}",
-        default=env_default("CONSUMER_STARTING_OFFSETS", "earliest"),
-        help="where a new checkpoint starts reading (default: %(default)s) "
-        "[CONSUMER_STARTING_OFFSETS]",
-    )
-    add(
-        "--trigger",
-        metavar="TRIGGER",
-        type=parse_trigger,
-        default=env_default("CONSUMER_TRIGGER", "10s"),
-        help="available-now (drain the topic, then stop) or an interval such as 10s "
-        "(default: 10s) [CONSUMER_TRIGGER]",
-    )
-    add(
-        "--checkpoint-dir",
-        metavar="DIR",
-        default=env_default("CONSUMER_CHECKPOINT_DIR", DEFAULT_CHECKPOINT_DIR),
-        help="where the job keeps its progress and state; reuse it to resume "
-        "(default: %(default)s) [CONSUMER_CHECKPOINT_DIR]",
-    )
-    add(
-        "--output-dir",
-        metavar="DIR",
-        default=env_default("CONSUMER_OUTPUT_DIR", None),
-        help="also write the table as DIR/monthly_logins.csv (weekly_logins.csv, "
-        f"daily_logins.csv) and rejected counts as DIR/{REJECTED_CSV} after every batch "
-        "[CONSUMER_OUTPUT_DIR]",
-    )
-    add(
-        "--db-url",
-        metavar="URL",
-        type=parse_db_url,
-        default=env_default("CONSUMER_DB_URL", None),
-        help="also write the table, the rejected counts and one progress row per batch to "
-        f"this SQLAlchemy database (default: sqlite:///OUTPUT_DIR/{DEFAULT_DB_NAME} with "
-        "--output-dir; off for none) [CONSUMER_DB_URL]",
-    )
-    add(
-        "--quarantine-dir",
-        metavar="DIR",
-        default=env_default("CONSUMER_QUARANTINE_DIR", None),
-        help="where rejected records are written (default: OUTPUT_DIR/rejected, or "
-        "CHECKPOINT_DIR/quarantine) [CONSUMER_QUARANTINE_DIR]",
-    )
-    add(
-        "--timezone",
-        metavar="ZONE",
-        type=parse_timezone,
-        default=env_default("CONSUMER_TIMEZONE", "UTC"),
-        help="time zone of the calendar months (default: %(default)s) [CONSUMER_TIMEZONE]",
-    )
-    add(
-        "--period",
-        type=_one_of(*PERIODS),
-        metavar="{" + ",".join(PERIODS) + "}",
-        default=env_default("CONSUMER_PERIOD", DEFAULT_PERIOD),
-        help="count logins per calendar month, ISO week or day of event time; fixed by the "
-        "checkpoint once started (default: %(default)s) [CONSUMER_PERIOD]",
-    )
-    add(
-        "--max-offsets-per-trigger",
-        metavar="N",
-        type=_positive_int,
-        default=env_default("CONSUMER_MAX_OFFSETS_PER_TRIGGER", None),
-        help="cap on records per batch (default: no cap) [CONSUMER_MAX_OFFSETS_PER_TRIGGER]",
-    )
-    add(
-        "--shuffle-partitions",
-        metavar="N",
-        type=_positive_int,
-        default=env_default("CONSUMER_SHUFFLE_PARTITIONS", "4"),
-        help="state partitions; fixed by the checkpoint once started (default: %(default)s) "
-        "[CONSUMER_SHUFFLE_PARTITIONS]",
-    )
-    add(
-        "--max-future",
-        metavar="SECONDS",
-        type=_positive_int,
-        default=env_default("CONSUMER_MAX_FUTURE_SECONDS", "86400"),
-        help="reject events whose time is further than this ahead of their Kafka timestamp "
-        "(default: %(default)s) [CONSUMER_MAX_FUTURE_SECONDS]",
-    )
-    add(
-        "--dedupe-window",
-        metavar="INTERVAL",
-        type=parse_dedupe_window,
-        default=env_default("CONSUMER_DEDUPE_WINDOW", "24h"),
-        help="count an event_id once if it repeats within this much processing time; "
-        "0 counts every record (default: 24h) [CONSUMER_DEDUPE_WINDOW]",
-    )
-    add(
-        "--state-store",
-        type=_one_of(*STORES),
-        metavar="{" + ",".join(STORES) + "}",
-        default=env_default("CONSUMER_STATE_STORE", AUTO),
-        help="where a new checkpoint keeps its state: memory (the JVM heap; fastest) or "
-        "rocksdb (off the heap, on disk; any size); auto: memory for a drain whose ids fit "
-        "in a quarter of the heap, rocksdb otherwise; fixed by the checkpoint once started "
-        "(default: %(default)s) [CONSUMER_STATE_STORE]",
-    )
-    add(
-        "--connect-timeout",
-        metavar="SECONDS",
-        type=_positive_int,
-        default=env_default("CONSUMER_CONNECT_TIMEOUT", "30"),
-        help="how long to wait for Kafka before failing (default: %(default)s) "
-        "[CONSUMER_CONNECT_TIMEOUT]",
-    )
-    add(
-        "--kafka-retry-timeout",
-        metavar="SECONDS",
-        type=_positive_int,
-        default=env_default("CONSUMER_KAFKA_RETRY_TIMEOUT", "60"),
-        help="how long a running job waits for Kafka to come back before it stops "
-        "(exit 3; a rerun resumes) (default: %(default)s) [CONSUMER_KAFKA_RETRY_TIMEOUT]",
-    )
-    add(
-        "--db-retry-timeout",
-        metavar="SECONDS",
-        type=_non_negative_int,
-        default=env_default("CONSUMER_DB_RETRY_TIMEOUT", "60"),
-        help="how long a batch's database write is retried while the database is "
-        "unavailable before the job stops (exit 3; a rerun resumes) (default: %(default)s) "
-        "[CONSUMER_DB_RETRY_TIMEOUT]",
-    )
-    for flag in SECURITY_FLAGS:  # the same flags and variables as the producer's
-        add(
-            flag.flag,
-            type=_one_of(*flag.choices) if flag.choices else None,
-            metavar=flag.metavar,
-            default=env_default(flag.env, flag.default),
-            help=f"{flag.help} [{flag.env}]",
-        )
+    add_flags(parser, JOB_FLAGS, env)
     return parser
 
 
 def parse_options(argv: Sequence[str] | None, env: Mapping[str, str]) -> JobOptions:
     """The job's options from flags and environment; usage errors exit with status 2."""
-    parser = build_parser(env)
+    try:
+        parser = build_parser(env)
+    except FlagError as exc:
+        usage_error(PROG, exc)
     args = parser.parse_args(argv)
 
     try:

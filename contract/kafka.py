@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from contract.flags import Flag, one_of
+
 DEFAULT_BOOTSTRAP_SERVERS = "localhost:9092"
 DEFAULT_TOPIC = "logins"
 
@@ -21,29 +23,18 @@ SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 PASSWORD_ENV = "KAFKA_SASL_PASSWORD"
 
 
-@dataclass(frozen=True)
-class SecurityFlag:
-    """One security flag: its environment variable, accepted values and help."""
-
-    flag: str
-    env: str
-    metavar: str
-    help: str
-    choices: tuple[str, ...] | None = None
-    default: str | None = None
-
-
+# The same flags and variables for the producer and the job.
 SECURITY_FLAGS = (
-    SecurityFlag("--security-protocol", "KAFKA_SECURITY_PROTOCOL", "PROTOCOL",
-                 "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL (default: PLAINTEXT)",
-                 SECURITY_PROTOCOLS, "PLAINTEXT"),
-    SecurityFlag("--sasl-mechanism", "KAFKA_SASL_MECHANISM", "MECHANISM",
-                 "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", SASL_MECHANISMS),
-    SecurityFlag("--sasl-username", "KAFKA_SASL_USERNAME", "USER", "SASL user name"),
-    SecurityFlag("--sasl-password-file", "KAFKA_SASL_PASSWORD_FILE", "FILE",
-                 f"file holding the SASL password (or set {PASSWORD_ENV}); never a flag, so it "
-                 "stays out of process listings"),
-    SecurityFlag("--ssl-cafile", "KAFKA_SSL_CAFILE", "FILE", "CA certificate (PEM) for TLS"),
+    Flag("--security-protocol", "KAFKA_SECURITY_PROTOCOL",
+         "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL (default: PLAINTEXT)", "PLAINTEXT",
+         one_of(*SECURITY_PROTOCOLS), "PROTOCOL"),
+    Flag("--sasl-mechanism", "KAFKA_SASL_MECHANISM", "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512",
+         None, one_of(*SASL_MECHANISMS), "MECHANISM"),
+    Flag("--sasl-username", "KAFKA_SASL_USERNAME", "SASL user name", metavar="USER"),
+    Flag("--sasl-password-file", "KAFKA_SASL_PASSWORD_FILE",
+         f"file holding the SASL password (or set {PASSWORD_ENV}); never a flag, so it "
+         "stays out of process listings", metavar="FILE"),
+    Flag("--ssl-cafile", "KAFKA_SSL_CAFILE", "CA certificate (PEM) for TLS", metavar="FILE"),
 )  # fmt: skip
 
 

@@ -12,6 +12,7 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 
+from contract.flags import Flag, FlagError, add_flags, positive, usage_error
 from contract.kafka import DEFAULT_BOOTSTRAP_SERVERS
 from contract.tables import DEFAULT_DB_NAME, url_with_password
 
@@ -21,52 +22,44 @@ DEFAULT_DB_URL = f"sqlite:///output/demo/{DEFAULT_DB_NAME}"
 DB_PASSWORD_ENV = "DASHBOARD_DB_PASSWORD"
 
 
+DASHBOARD_FLAGS = (
+    Flag("--db-url", "DASHBOARD_DB_URL",
+         "SQLAlchemy URL of the job's database (default: %(default)s)", DEFAULT_DB_URL,
+         metavar="URL"),
+    Flag("--bootstrap-servers", "KAFKA_BOOTSTRAP_SERVERS",
+         "Kafka to measure the lag against, plaintext (default: %(default)s; off for none)",
+         DEFAULT_BOOTSTRAP_SERVERS, metavar="HOST:PORT"),
+    Flag("--host", "DASHBOARD_HOST",
+         "address to listen on (default: %(default)s, this machine only)", "127.0.0.1",
+         metavar="HOST"),
+    Flag("--port", "DASHBOARD_PORT", "port (default: %(default)s)", 8050, positive(int),
+         "PORT"),
+    Flag("--refresh", "DASHBOARD_REFRESH_SECONDS",
+         "how often the page re-reads the database (default: %(default)g)", 5.0,
+         positive(float), "SECONDS"),
+)  # fmt: skip
+
+PROG = "python -m dashboard"
+
+
 def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
+    """:data:`DASHBOARD_FLAGS` with their defaults from ``env``; raises
+    :class:`~contract.flags.FlagError` for a variable it cannot read."""
     parser = argparse.ArgumentParser(
-        prog="python -m dashboard",
+        prog=PROG,
         description="Serve the live dashboard of the job's database.",
         epilog=f"{DB_PASSWORD_ENV} holds the database password when --db-url has none.",
     )
-    parser.add_argument(
-        "--db-url",
-        metavar="URL",
-        default=env.get("DASHBOARD_DB_URL") or DEFAULT_DB_URL,
-        help="SQLAlchemy URL of the job's database (default: %(default)s) [DASHBOARD_DB_URL]",
-    )
-    parser.add_argument(
-        "--bootstrap-servers",
-        metavar="HOST:PORT",
-        default=env.get("KAFKA_BOOTSTRAP_SERVERS") or DEFAULT_BOOTSTRAP_SERVERS,
-        help="Kafka to measure the lag against, plaintext (default: %(default)s; off for "
-        "none) [KAFKA_BOOTSTRAP_SERVERS]",
-    )
-    parser.add_argument(
-        "--host",
-        default=env.get("DASHBOARD_HOST") or "127.0.0.1",
-        help="address to listen on (default: %(default)s, this machine only) [DASHBOARD_HOST]",
-    )
-    parser.add_argument(
-        "--port",
-        type=int,
-        default=int(env.get("DASHBOARD_PORT") or 8050),
-        help="port (default: %(default)s) [DASHBOARD_PORT]",
-    )
-    parser.add_argument(
-        "--refresh",
-        metavar="SECONDS",
-        type=float,
-        default=float(env.get("DASHBOARD_REFRESH_SECONDS") or 5),
-        help="how often the page re-reads the database (default: %(default)g) "
-        "[DASHBOARD_REFRESH_SECONDS]",
-    )
+    add_flags(parser, DASHBOARD_FLAGS, env)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser(os.environ).parse_args(argv)
-    if args.refresh <= 0:
-        print("error: --refresh must be greater than 0", file=sys.stderr)
-        return 2
+    try:
+        parser = build_parser(os.environ)
+    except FlagError as exc:
+        usage_error(PROG, exc)
+    args = parser.parse_args(argv)
     from dashboard.app import create_app
     from dashboard.data import Database
     from dashboard.lag import LagProbe

@@ -13,12 +13,13 @@ import argparse
 import os
 import re
 import secrets
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from contract.flags import Flag, FlagError, add_flags, one_of, positive, usage_error
 from contract.kafka import (
     DEFAULT_BOOTSTRAP_SERVERS,
     DEFAULT_TOPIC,
@@ -38,10 +39,6 @@ PROGRESS_MODES = ("auto", "bar", "log", "none")
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
-
-
-class ConfigError(ValueError):
-    """A setting is invalid; the message says which one and what is accepted."""
 
 
 @dataclass(frozen=True)
@@ -138,46 +135,17 @@ def months_before(moment: datetime, months: int) -> datetime:
     return moment.replace(year=year, month=month, day=min(moment.day, days_in_month))
 
 
-def _positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
-    def convert(text: str) -> Any:
-        value = kind(text)
-        if value <= 0:
-            raise ValueError(f"{text!r} must be greater than 0")
-        return value
-
-    convert.__name__ = f"positive {kind.__name__}"
-    return convert
-
-
 def _fraction(text: str) -> float:
-    value = float(text)
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a number") from None
     if not 0.0 <= value <= 1.0:
         raise ValueError(f"{text!r} must be between 0 and 1")
     return value
 
 
-def _choice(options: Sequence[str]) -> Callable[[str], str]:
-    def convert(text: str) -> str:
-        if text not in options:
-            raise ValueError(f"{text!r} is not one of {', '.join(options)}")
-        return text
-
-    return convert
-
-
-def _explained(convert: Callable[[str], Any]) -> Callable[[str], Any]:
-    """Let argparse print our ValueError text instead of a generic 'invalid value'."""
-
-    def wrapper(text: str) -> Any:
-        try:
-            return convert(text)
-        except ValueError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
-
-    return wrapper
-
-
-def _flag(text: str) -> bool:
+def _switch(text: str) -> bool:
     if text.lower() in ("1", "true", "yes", "on"):
         return True
     if text.lower() in ("0", "false", "no", "off", ""):
@@ -185,97 +153,87 @@ def _flag(text: str) -> bool:
     raise ValueError(f"{text!r} is not a boolean (true/false)")
 
 
-@dataclass(frozen=True)
-class Option:
-    """One flag, its environment variable and its default."""
-
-    flag: str
-    env: str
-    convert: Callable[[str], Any]
-    default: Any
-    help: str
-    extra: dict[str, Any] = field(default_factory=dict)
+def _end_of(text: str) -> datetime:
+    return parse_moment(text, end_of_day=True)
 
 
-OPTION_GROUPS: dict[str, tuple[Option, ...]] = {
+FLAG_GROUPS: dict[str, tuple[Flag, ...]] = {
     "Kafka": (
-        Option("--bootstrap-servers", "KAFKA_BOOTSTRAP_SERVERS", str, DEFAULT_BOOTSTRAP_SERVERS,
-               "comma-separated host:port list (default: %(default)s)"),
-        Option("--topic", "LOGINS_TOPIC", str, DEFAULT_TOPIC,
-               "topic to publish to; created if missing (default: %(default)s)"),
-        Option("--partitions", "PRODUCER_PARTITIONS", _positive(int), 3,
-               "partitions when the topic is created (default: %(default)s)"),
-        Option("--connect-timeout", "PRODUCER_CONNECT_TIMEOUT", parse_duration, 30.0,
-               "how long to keep retrying an unreachable broker, e.g. 30s (default: 30s)"),
-        # The same flags and variables as the Spark job's (contract/kafka.py).
-        *(Option(f.flag, f.env, _choice(f.choices) if f.choices else str, f.default, f.help)
-          for f in SECURITY_FLAGS),
+        Flag("--bootstrap-servers", "KAFKA_BOOTSTRAP_SERVERS",
+             "comma-separated host:port list (default: %(default)s)", DEFAULT_BOOTSTRAP_SERVERS,
+             metavar="HOST:PORT"),
+        Flag("--topic", "LOGINS_TOPIC", "topic to publish to; created if missing "
+             "(default: %(default)s)", DEFAULT_TOPIC, metavar="NAME"),
+        Flag("--partitions", "PRODUCER_PARTITIONS",
+             "partitions when the topic is created (default: %(default)s)", 3, positive(int),
+             "N"),
+        Flag("--connect-timeout", "PRODUCER_CONNECT_TIMEOUT",
+             "how long to keep retrying an unreachable broker, e.g. 30s (default: 30s)", 30.0,
+             parse_duration, "DURATION"),
+        *SECURITY_FLAGS,  # the same flags and variables as the Spark job's
     ),
     "what to generate": (
-        Option("--start", "PRODUCER_START", parse_moment, None,
-               "backfill from this date or ISO date-time (UTC)"),
-        Option("--end", "PRODUCER_END", lambda text: parse_moment(text, end_of_day=True), None,
-               "backfill up to this date (inclusive) or date-time (default: now)"),
-        Option("--months", "PRODUCER_MONTHS", _positive(int), None,
-               "backfill the last N calendar months up to now (instead of --start)"),
-        Option("--count", "PRODUCER_COUNT", _positive(int), None,
-               f"number of events (backfill default: {DEFAULT_BACKFILL_COUNT:,}; "
-               "live default: unlimited)"),
-        Option("--rate", "PRODUCER_RATE", _positive(float), DEFAULT_RATE,
-               "live mode events per second (default: %(default)s)"),
-        Option("--duration", "PRODUCER_DURATION", parse_duration, None,
-               "stop live mode after this long, e.g. 10m"),
-        Option("--follow", "PRODUCER_FOLLOW", _flag, False,
-               "after the backfill, continue in live mode at --rate",
-               {"nargs": "?", "const": True}),
-        Option("--seed", "PRODUCER_SEED", int, None,
-               "random seed; the same seed gives the same events, event ids included "
-               "(default: a new one per run, printed at the start)"),
-        Option("--users", "PRODUCER_USERS", _positive(int), DEFAULT_USERS,
-               "size of the simulated user population (default: %(default)s)"),
-        Option("--failure-rate", "PRODUCER_FAILURE_RATE", _fraction, DEFAULT_FAILURE_RATE,
-               "share of ordinary logins that fail (default: %(default)s)"),
-        Option("--attack-probability", "PRODUCER_ATTACK_PROBABILITY", _fraction,
-               DEFAULT_ATTACK_PROBABILITY,
-               "chance per event that a credential-stuffing burst starts (default: %(default)s)"),
+        Flag("--start", "PRODUCER_START", "backfill from this date or ISO date-time (UTC)",
+             None, parse_moment, "DATE"),
+        Flag("--end", "PRODUCER_END",
+             "backfill up to this date (inclusive) or date-time (default: now)", None, _end_of,
+             "DATE"),
+        Flag("--months", "PRODUCER_MONTHS",
+             "backfill the last N calendar months up to now (instead of --start)", None,
+             positive(int), "N"),
+        Flag("--count", "PRODUCER_COUNT",
+             f"number of events (backfill default: {DEFAULT_BACKFILL_COUNT:,}; "
+             "live default: unlimited)", None, positive(int), "N"),
+        Flag("--rate", "PRODUCER_RATE", "live mode events per second (default: %(default)s)",
+             DEFAULT_RATE, positive(float), "EVENTS_PER_S"),
+        Flag("--duration", "PRODUCER_DURATION", "stop live mode after this long, e.g. 10m",
+             None, parse_duration, "DURATION"),
+        Flag("--follow", "PRODUCER_FOLLOW", "after the backfill, continue in live mode at --rate",
+             False, _switch, "BOOL", {"nargs": "?", "const": True}),
+        Flag("--seed", "PRODUCER_SEED",
+             "random seed; the same seed gives the same events, event ids included "
+             "(default: a new one per run, printed at the start)", None, int, "N"),
+        Flag("--users", "PRODUCER_USERS",
+             "size of the simulated user population (default: %(default)s)", DEFAULT_USERS,
+             positive(int), "N"),
+        Flag("--failure-rate", "PRODUCER_FAILURE_RATE",
+             "share of ordinary logins that fail (default: %(default)s)", DEFAULT_FAILURE_RATE,
+             _fraction, "FRACTION"),
+        Flag("--attack-probability", "PRODUCER_ATTACK_PROBABILITY",
+             "chance per event that a credential-stuffing burst starts (default: %(default)s)",
+             DEFAULT_ATTACK_PROBABILITY, _fraction, "FRACTION"),
     ),
     "delivery": (
-        Option("--client", "PRODUCER_CLIENT", _choice(CLIENTS), "kafka-python",
-               "Kafka client library; confluent needs the [confluent] extra "
-               "(default: %(default)s)"),
-        Option("--linger-ms", "PRODUCER_LINGER_MS", int, 20,
-               "batching delay in ms (default: %(default)s)"),
-        Option("--batch-size", "PRODUCER_BATCH_SIZE", _positive(int), 256 * 1024,
-               "maximum batch size in bytes (default: %(default)s)"),
-        Option("--compression", "PRODUCER_COMPRESSION", _choice(COMPRESSIONS), "lz4",
-               "record batch compression (default: %(default)s)"),
-        Option("--progress", "PRODUCER_PROGRESS", _choice(PROGRESS_MODES), "auto",
-               "progress bar on a terminal, log lines otherwise (default: %(default)s)"),
-        Option("--progress-interval", "PRODUCER_PROGRESS_INTERVAL", parse_duration, 5.0,
-               "seconds between progress log lines (default: 5s)"),
-        Option("--summary-json", "PRODUCER_SUMMARY_JSON", Path, None,
-               "also write the final delivery summary as JSON to this file"),
+        Flag("--client", "PRODUCER_CLIENT", "Kafka client library; confluent needs the "
+             "[confluent] extra (default: %(default)s)", "kafka-python", one_of(*CLIENTS),
+             "LIBRARY"),
+        Flag("--linger-ms", "PRODUCER_LINGER_MS", "batching delay in ms (default: %(default)s)",
+             20, int, "MS"),
+        Flag("--batch-size", "PRODUCER_BATCH_SIZE",
+             "maximum batch size in bytes (default: %(default)s)", 256 * 1024, positive(int),
+             "BYTES"),
+        Flag("--compression", "PRODUCER_COMPRESSION",
+             "record batch compression (default: %(default)s)", "lz4", one_of(*COMPRESSIONS),
+             "CODEC"),
+        Flag("--progress", "PRODUCER_PROGRESS",
+             "progress bar on a terminal, log lines otherwise (default: %(default)s)", "auto",
+             one_of(*PROGRESS_MODES), "MODE"),
+        Flag("--progress-interval", "PRODUCER_PROGRESS_INTERVAL",
+             "seconds between progress log lines (default: 5s)", 5.0, parse_duration,
+             "DURATION"),
+        Flag("--summary-json", "PRODUCER_SUMMARY_JSON",
+             "also write the final delivery summary as JSON to this file", None, Path, "FILE"),
     ),
 }  # fmt: skip
 
-
-METAVARS = {
-    "--bootstrap-servers": "HOST:PORT", "--topic": "NAME", "--partitions": "N",
-    "--connect-timeout": "DURATION", "--start": "DATE", "--end": "DATE", "--months": "N",
-    "--count": "N",
-    "--rate": "EVENTS_PER_S", "--duration": "DURATION", "--follow": "BOOL", "--seed": "N",
-    "--users": "N", "--failure-rate": "FRACTION", "--attack-probability": "FRACTION",
-    "--client": "LIBRARY", "--linger-ms": "MS", "--batch-size": "BYTES",
-    "--compression": "CODEC", "--progress": "MODE", "--progress-interval": "DURATION",
-    "--summary-json": "FILE",
-    **{f.flag: f.metavar for f in SECURITY_FLAGS},
-}  # fmt: skip
+PROG = "python -m producer"
 
 
 def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
-    """The argparse parser, with defaults taken from ``env`` where set."""
+    """:data:`FLAG_GROUPS` with their defaults from ``env``; raises
+    :class:`~contract.flags.FlagError` for a variable it cannot read."""
     parser = argparse.ArgumentParser(
-        prog="python -m producer",
+        prog=PROG,
         description=(
             "Generate realistic login events with Faker and publish them to Kafka as JSON "
             "(key: user_id). Backfill mode (--start or --months) spreads event times over a "
@@ -286,24 +244,8 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
             "variable. KAFKA_SASL_PASSWORD holds the SASL password."
         ),
     )
-    for title, options in OPTION_GROUPS.items():
-        group = parser.add_argument_group(title)
-        for option in options:
-            default = option.default
-            raw = env.get(option.env)
-            if raw is not None and raw != "":
-                try:
-                    default = option.convert(raw)
-                except ValueError as exc:
-                    raise ConfigError(f"environment variable {option.env}: {exc}") from None
-            group.add_argument(
-                option.flag,
-                type=_explained(option.convert),
-                default=default,
-                help=f"{option.help} [{option.env}]",
-                metavar=METAVARS.get(option.flag),
-                **option.extra,
-            )
+    for title, flags in FLAG_GROUPS.items():
+        add_flags(parser.add_argument_group(title), flags, env)
     return parser
 
 
@@ -317,9 +259,8 @@ def parse_config(
     now = now or datetime.now(timezone.utc)
     try:
         parser = build_parser(env)
-    except ConfigError as exc:
-        # An invalid environment variable is a usage error like an invalid flag.
-        argparse.ArgumentParser(prog="python -m producer").error(str(exc))
+    except FlagError as exc:
+        usage_error(PROG, exc)
     args = parser.parse_args(argv)
 
     if args.start is not None and args.months is not None:

@@ -17,7 +17,7 @@ import yaml
 from consumer.options import DB_PASSWORD_ENV, build_parser
 from dashboard.__main__ import DB_PASSWORD_ENV as DASHBOARD_PASSWORD_ENV
 from dashboard.__main__ import build_parser as dashboard_parser
-from producer.config import OPTION_GROUPS
+from producer.config import FLAG_GROUPS
 from services.settings import PROJECT_ROOT, load_settings, read_env_file
 from tests.support.compose import APACHE_FILE, COMPOSE_FILES, FAMILY_FILES, compose, compose_model
 from tests.support.kafka import properties_from_apache_env, properties_from_bitnami_env
@@ -261,7 +261,7 @@ IMAGE_SPARK_ENV = {"bitnami": BITNAMI_SPARK_ENV, "apache": APACHE_SPARK_ENV}
 def test_environment_names_are_the_ones_the_code_reads(family):
     image_env = IMAGE_SPARK_ENV[family]
     services = merged(family)["services"]
-    producer_env = {o.env for options in OPTION_GROUPS.values() for o in options}
+    producer_env = {o.env for options in FLAG_GROUPS.values() for o in options}
     assert set(services["producer"]["environment"]) <= producer_env
     job_env = env_names_in_help(build_parser({}))
     master_env = set(services["spark-master"]["environment"])

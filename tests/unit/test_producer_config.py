@@ -66,7 +66,7 @@ def test_environment_configures_containers_and_flags_win():
     ("argv", "env", "message"),
     [
         (["--rate", "0"], {}, "must be greater than 0"),
-        (["--count", "many"], {}, "invalid literal"),
+        (["--count", "many"], {}, "argument --count: 'many' is not a whole number"),
         (["--start", "yesterday"], {}, "is not a date"),
         (["--start", "2024-02-01", "--end", "2024-01-01"], {}, "must be after --start"),
         (["--start", "2024-01-01", "--months", "3"], {}, "either --start or --months"),
@@ -286,14 +286,14 @@ def test_a_fresh_seed_is_a_non_negative_31_bit_number(monkeypatch):
 
 @pytest.mark.parametrize("text", ["1", "true", "TRUE", "yes", "Yes", "on", "ON"])
 def test_boolean_words_for_true(text):
-    assert producer_config._flag(text) is True
+    assert producer_config._switch(text) is True
     env = {"PRODUCER_MONTHS": "1", "PRODUCER_FOLLOW": text}
     assert parse_config([], env=env, now=NOW).follow is True
 
 
 @pytest.mark.parametrize("text", ["0", "false", "False", "no", "NO", "off", "Off", ""])
 def test_boolean_words_for_false(text):
-    assert producer_config._flag(text) is False
+    assert producer_config._switch(text) is False
     assert parse_config(["--months", "1", "--follow", text], env={}, now=NOW).follow is False
 
 
@@ -305,7 +305,7 @@ def test_producer_follow_false_in_the_environment_means_false():
 
 def test_a_boolean_that_is_neither_is_refused():
     with pytest.raises(ValueError, match=r"^'maybe' is not a boolean \(true/false\)$"):
-        producer_config._flag("maybe")
+        producer_config._switch("maybe")
 
 
 @pytest.mark.parametrize(
@@ -355,30 +355,12 @@ def test_months_before_in_the_calendar(moment, months, expected):
     assert months_before(moment, months) == expected
 
 
-def test_positive_numbers():
-    positive_int, positive_float = producer_config._positive(int), producer_config._positive(float)
-    assert positive_int("1") == 1 and positive_float("0.5") == 0.5
-    for text in ("0", "-1"):
-        with pytest.raises(ValueError, match=rf"^'{text}' must be greater than 0$"):
-            positive_int(text)
-    with pytest.raises(ValueError, match=r"^'0.0' must be greater than 0$"):
-        positive_float("0.0")
-    assert positive_int.__name__ == "positive int"  # what a traceback shows
-
-
 def test_fractions_include_both_ends():
     assert producer_config._fraction("0") == 0.0
     assert producer_config._fraction("1") == 1.0
     for text in ("1.5", "-0.1"):
         with pytest.raises(ValueError, match=rf"^'{text}' must be between 0 and 1$"):
             producer_config._fraction(text)
-
-
-def test_choices():
-    choose = producer_config._choice(("lz4", "gzip"))
-    assert choose("gzip") == "gzip"
-    with pytest.raises(ValueError, match=r"^'brotli' is not one of lz4, gzip$"):
-        choose("brotli")
 
 
 def test_kafka_python_options_without_and_with_sasl():
@@ -433,12 +415,12 @@ def test_kafka_python_options_without_and_with_sasl():
         (
             [],
             {"PRODUCER_RATE": "fast"},
-            "environment variable PRODUCER_RATE: could not convert string to float: 'fast'",
+            "environment variable PRODUCER_RATE='fast': 'fast' is not a number",
         ),
         (
             [],
             {"PRODUCER_USERS": "0"},
-            "environment variable PRODUCER_USERS: '0' must be greater than 0",
+            "environment variable PRODUCER_USERS='0': '0' must be greater than 0",
         ),
         (
             ["--compression", "brotli"],

@@ -11,7 +11,7 @@ import pytest
 from jsonschema import Draft202012Validator, FormatChecker
 
 from consumer.options import build_parser
-from producer.config import OPTION_GROUPS
+from producer.config import FLAG_GROUPS
 from services.settings import PROJECT_ROOT
 from tests.support.compose import make_help
 
@@ -119,7 +119,7 @@ def test_the_make_targets_block_is_the_output_of_make_help():
 
 
 def test_every_producer_and_job_flag_is_documented():
-    producer_flags = {o.flag for options in OPTION_GROUPS.values() for o in options}
+    producer_flags = {o.flag for options in FLAG_GROUPS.values() for o in options}
     job_flags = {
         a.option_strings[0]
         for a in build_parser({})._actions
@@ -156,7 +156,7 @@ def documented_options(heading: str) -> list[tuple[str, str | None, str | None]]
 
 
 def test_the_producer_table_matches_the_parser_names_and_defaults():
-    options = {o.flag: o for group in OPTION_GROUPS.values() for o in group}
+    options = {o.flag: o for group in FLAG_GROUPS.values() for o in group}
     rows = documented_options("## The producer")
     assert {flag for flag, _, _ in rows} == set(options)
     checked = 0
@@ -164,7 +164,7 @@ def test_the_producer_table_matches_the_parser_names_and_defaults():
         if env is not None:
             assert env == options[flag].env, flag
         if default is not None:
-            assert options[flag].convert(default) == options[flag].default, flag
+            assert options[flag].parse(default) == options[flag].default, flag
             checked += 1
     assert checked >= 15  # most defaults are literal; a parsing slip must not skip them all
 

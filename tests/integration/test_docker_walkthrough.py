@@ -56,7 +56,14 @@ from tests.support.docker_stack import (
 )
 from tests.support.truth import expected_monthly
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.docker]
+# A walkthrough takes 5 to 7 minutes beside make test's other streams: over the suite's
+# 600 s limit would be a hang, not a slow machine.
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.slow,
+    pytest.mark.docker,
+    pytest.mark.timeout(1200),
+]
 
 FAMILIES = tuple(FAMILY_FILES)  # bitnami first: its run builds the images both use
 BACKFILL = 50_000

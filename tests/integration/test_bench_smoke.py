@@ -14,7 +14,7 @@ import pytest
 from bench.run import SMOKE, STEPS
 from services.settings import PROJECT_ROOT
 
-# make test runs it beside two other streams on 2 cores: longer than the suite's 600 s limit.
+# Beside the Docker tests on 2 cores it can take longer than the suite's 600 s limit.
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.slow,

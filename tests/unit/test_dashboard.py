@@ -5,17 +5,28 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from datetime import timedelta
+from datetime import timedelta, timezone
 from pathlib import Path
 
 import pytest
 
 from dashboard.__main__ import DEFAULT_DB_URL, build_parser
-from dashboard.app import create_app, render
+from dashboard.app import (
+    counts_table,
+    create_app,
+    health_cards,
+    lag_cards,
+    logins_figure,
+    number,
+    rejected_figure,
+    render,
+)
 from dashboard.data import (
     CountRow,
     Database,
     DataUnavailableError,
+    Snapshot,
+    as_utc,
     compute_health,
     read_only_url,
 )
@@ -145,9 +156,12 @@ def test_the_command_line_defaults_to_the_demo_database_on_this_machine_only():
     assert (args.db_url, args.host, args.port, args.refresh) == (
         DEFAULT_DB_URL, "127.0.0.1", 8050, 5
     )  # fmt: skip
+    assert args.bootstrap_servers == "localhost:9092"
     env = {"DASHBOARD_DB_URL": "sqlite:///x.db", "DASHBOARD_HOST": "0.0.0.0",
-           "DASHBOARD_PORT": "9000", "DASHBOARD_REFRESH_SECONDS": "2.5"}  # fmt: skip
+           "DASHBOARD_PORT": "9000", "DASHBOARD_REFRESH_SECONDS": "2.5",
+           "KAFKA_BOOTSTRAP_SERVERS": "kafka:29092"}  # fmt: skip
     args = build_parser(env).parse_args([])
+    assert args.bootstrap_servers == "kafka:29092"
     assert (args.db_url, args.host, args.port, args.refresh) == (
         "sqlite:///x.db",
         "0.0.0.0",
@@ -211,3 +225,212 @@ def test_the_lag_cards_say_why_there_is_no_figure(tmp_path):
     measured = render(database, T0, type("Probe", (), {"measure": lambda *_: Lag(17, 2.5)})())
     assert texts(by_id(measured, "health-lag-records")) == ["17"]
     assert texts(by_id(measured, "health-lag-seconds")) == ["2.5"]
+
+
+# -- the page's parts from a snapshot, exactly (no database) ---------------------------------
+
+MONTHS = Snapshot(
+    "month",
+    [CountRow("2026-01", 8, 6, 2), CountRow("2026-02", 3, 3, 0)],
+    [("oversized", 2), ("unparseable", 5)],
+    None,
+)
+
+
+def plain(figure) -> tuple[list[dict], dict]:
+    """A figure's traces and layout as plain data, without Plotly's default template."""
+    layout = figure.layout.to_plotly_json()
+    layout.pop("template", None)
+    return [trace.to_plotly_json() for trace in figure.data], layout
+
+
+def test_the_logins_chart_stacks_both_outcomes_under_the_failure_rate():
+    traces, layout = plain(logins_figure(MONTHS))
+    periods = ["2026-01", "2026-02"]
+    assert traces == [
+        {"name": "successful", "x": periods, "y": [6, 3], "marker": {"color": "#2e7d32"},
+         "type": "bar"},
+        {"name": "failed", "x": periods, "y": [2, 0], "marker": {"color": "#c62828"},
+         "type": "bar"},
+        {"name": "failure rate", "x": periods, "y": [25.0, 0.0], "yaxis": "y2",
+         "mode": "lines+markers", "line": {"color": "#1f4e9c"}, "type": "scatter"},
+    ]  # fmt: skip
+    assert layout == {
+        "barmode": "stack",
+        "title": {"text": "Logins per calendar month"},
+        "yaxis": {"title": {"text": "logins"}},
+        "yaxis2": {"title": {"text": "failure rate (%)"}, "overlaying": "y", "side": "right",
+                   "showgrid": False, "rangemode": "tozero"},
+        "xaxis": {"type": "category"},
+        "legend": {"orientation": "h", "y": -0.2},
+        "margin": {"l": 50, "r": 50, "t": 40, "b": 40},
+        "height": 380,
+    }  # fmt: skip
+
+
+def test_the_rejections_chart_has_one_bar_per_reason():
+    traces, layout = plain(rejected_figure(MONTHS))
+    assert traces == [
+        {"x": [2, 5], "y": ["oversized", "unparseable"], "orientation": "h",
+         "marker": {"color": "#8d6e63"}, "type": "bar"}
+    ]  # fmt: skip
+    assert layout == {
+        "title": {"text": "Rejected records per reason"},
+        "margin": {"l": 140, "r": 20, "t": 40, "b": 40},
+        "height": 380,
+        "yaxis": {"type": "category"},
+    }
+
+
+def test_a_table_without_logins_has_no_failure_rate_and_an_unknown_period_keeps_its_name():
+    empty = Snapshot("fortnight", [CountRow("2026-F1", 0, 0, 0)], [], None)
+    assert empty.period_title == "fortnight"
+    assert texts(counts_table(empty)) == [
+        "fortnight", "logins", "successful", "failed", "failure rate",
+        "2026-F1", "0", "0", "0", "0.00 %",
+        "total", "0", "0", "0", "n/a",
+    ]  # fmt: skip
+    assert counts_table(empty).id == "counts-table"
+    rows = counts_table(empty).children[1].children
+    assert [getattr(row, "className", None) for row in rows] == [None, "total"]
+    assert texts(counts_table(Snapshot("day", [CountRow("x", 1234, 1000, 234)], [], None))) == [
+        "day", "logins", "successful", "failed", "failure rate",
+        "x", "1,234", "1,000", "234", "18.96 %",
+        "total", "1,234", "1,000", "234", "18.96 %",
+    ]  # fmt: skip
+
+
+def test_numbers_are_grouped_and_rounded_and_a_missing_one_is_named():
+    assert number(None) == "n/a"
+    assert number(1234.5) == "1,234"  # round half to even
+    assert number(1235.5) == "1,236"
+    assert number(1234.5678, 2) == "1,234.57"
+
+
+def test_every_health_card_and_the_notes_of_the_lag_cards():
+    health = compute_health(
+        [progress(0, 0, 100), progress(1, 10, 4000, records_per_s=1234.5)],
+        T0 + timedelta(seconds=15),
+    )
+    cards = health_cards(health, Lag(1500, 3.25))
+    assert cards.className == "cards"
+    assert [(c.children[0].children, c.children[1].children, c.children[1].id) for c in
+            cards.children] == [
+        ("Last batch", "#1 at 2026-11-26 12:00:10 UTC", "health-last-batch"),
+        ("Since its write", "3 s", "health-age"),
+        ("Input rate (events/s)", "400", "health-input-rate"),
+        ("Last batch processed (records/s)", "1,234", "health-processed-rate"),
+        ("Batches per minute", "6.0", "health-batches"),
+        ("Logins counted", "1,001", "health-total-logins"),
+        ("Records rejected", "3", "health-total-rejected"),
+        ("Lag (records)", "1,500", "health-lag-records"),
+        ("Lag (seconds)", "3.2", "health-lag-seconds"),
+    ]  # fmt: skip
+    assert {c.className for c in cards.children} == {"card"}
+    assert [(c.children[0].className, c.children[1].className) for c in cards.children] == [
+        ("label", "value")
+    ] * 9
+    measured = "records on the topic after the last batch; age of the oldest of them"
+    assert [c.title for c in lag_cards(Lag(1, 0.0))] == [measured, measured]
+    off = "not measured: the dashboard runs without --bootstrap-servers"
+    assert [c.title for c in lag_cards(None)] == [off, off]
+    failed = lag_cards(Lag(None, None, "Kafka at k:1 did not answer (X)"))
+    assert [c.title for c in failed] == ["Kafka at k:1 did not answer (X)"] * 2
+    assert [texts(c) for c in failed] == [["Lag (records)", "n/a"], ["Lag (seconds)", "n/a"]]
+
+
+def test_the_page_says_when_it_read_what_and_that_nothing_was_rejected(tmp_path):
+    sqlite3.connect(tmp_path / "logins.db").close()
+    database = Database(f"sqlite:///{tmp_path / 'logins.db'}")
+    content = render(database, T0)
+    assert by_id(content, "read-at").children == (
+        f"Read 12:00:00 UTC from sqlite:///{tmp_path / 'logins.db'}"
+    )
+    assert by_id(content, "read-at").className == "muted"
+    assert by_id(content, "status").className == "notice empty"
+    missing = Database(f"sqlite:///{tmp_path / 'none.db'}")
+    assert by_id(render(missing, T0), "status").className == "notice error"
+
+    class Clean(Database):
+        def snapshot(self, now=None):
+            return Snapshot("month", MONTHS.counts, [], None)
+
+    clean = render(Clean(f"sqlite:///{tmp_path / 'logins.db'}"), T0)
+    assert [getattr(part, "id", None) for part in clean] == ["read-at", None, "counts-table"]
+    charts = clean[1]
+    assert charts.className == "charts"
+    assert [getattr(c, "id", None) for c in charts.children] == ["logins-chart", "rejected-none"]
+    assert charts.children[0].config == {"displayModeBar": False}
+    assert charts.children[1].children == "No record rejected."
+    assert charts.children[1].className == "notice empty"
+    with_rejections = render(written_database_at(tmp_path / "w"), T0)[2]
+    assert [c.id for c in with_rejections.children] == ["logins-chart", "rejected-chart"]
+    assert with_rejections.children[1].config == {"displayModeBar": False}
+
+
+def written_database_at(folder: Path) -> Database:
+    folder.mkdir()
+    return Database(written_database(folder))
+
+
+def test_health_uses_the_last_ten_batches_and_a_zone_it_is_given():
+    rows = [progress(i, 10 * i, 100 + i) for i in range(12)]
+    health = compute_health(rows, T0 + timedelta(seconds=200))
+    # Batches 2 to 11: the records of 3 to 11 over the 90 s since batch 2.
+    assert health.input_per_s == sum(100 + i for i in range(3, 12)) / 90
+    assert health.batches_per_minute == 9 * 60 / 90
+    assert health.seconds_since_last_batch == 200 - 112
+    early = compute_health(rows[:1], T0)  # the clock before the row's write: 0, not negative
+    assert early.seconds_since_last_batch == 0.0
+    no_offsets = compute_health([progress(0, 0, 1, end_offsets=None)], T0)
+    assert no_offsets.end_offsets == {}
+    aware = progress(0, 0, 1, batch_time=T0.astimezone(timezone(timedelta(hours=2))))
+    assert compute_health([aware], T0).last_batch_time == T0
+    assert as_utc(T0.replace(tzinfo=None)) == T0
+
+
+def test_sqlite_urls_that_are_already_uris_or_in_memory_are_kept():
+    for url in ("sqlite:///file:/data/logins.db?mode=ro&uri=true", "sqlite://", "sqlite:///"):
+        assert read_only_url(url) == url
+
+
+def test_the_first_line_of_a_database_error_is_the_sentence(tmp_path):
+    import sqlalchemy as sa
+
+    database = Database("postgresql+pg8000://reader:s3cret@db/logins")
+    error = sa.exc.OperationalError("SELECT 1", {}, Exception("x" * 400 + "\nsecond line"))
+    assert database.explain(error) == (
+        "The database at postgresql+pg8000://reader:***@db/logins cannot be read: " + "x" * 300
+    )
+    blank = sa.exc.OperationalError("SELECT 1", {}, RuntimeError("  "))
+    assert database.explain(blank).endswith("cannot be read: RuntimeError")
+    sqlite = Database(f"sqlite:///{tmp_path / 'logins.db'}")
+    opened = sa.exc.OperationalError("x", {}, Exception("unable to open database file"))
+    assert sqlite.explain(opened) == (
+        f"No database yet at sqlite:///{tmp_path / 'logins.db'}: start the job with "
+        "--output-dir (make demo, or make job) and it will appear."
+    )
+
+
+def test_kafka_is_asked_again_once_the_pause_after_a_failure_is_over(monkeypatch):
+    from dashboard import lag as lag_module
+
+    probe = LagProbe("k:9092")
+    calls = []
+
+    def failing(counted, now):
+        calls.append(now)
+        raise OSError("refused")
+
+    monkeypatch.setattr(probe, "_measure", failing)
+    clock = [1000.0]
+    monkeypatch.setattr(lag_module.time, "monotonic", lambda: clock[0])
+    first = probe.measure({"t": {"0": 1}}, T0)
+    assert first == Lag(None, None, "Kafka at k:9092 did not answer (OSError)")
+    clock[0] += lag_module.RETRY_AFTER_S - 0.001
+    assert probe.measure({"t": {"0": 1}}, T0) == first and len(calls) == 1
+    clock[0] += 0.001
+    assert probe.measure({"t": {"0": 1}}, T0) == first and len(calls) == 2
+    monkeypatch.setattr(probe, "_measure", lambda counted, now: Lag(5, 1.0))
+    clock[0] += lag_module.RETRY_AFTER_S
+    assert probe.measure({"t": {"0": 1}}, T0) == Lag(5, 1.0)

@@ -19,6 +19,9 @@ from consumer.database import (
     DatabaseOutput,
     OffsetLogEntry,
     Totals,
+    build_metadata,
+    create_db_engine,
+    describe,
     is_transient,
     masked,
     parse_initial_offsets,
@@ -321,3 +324,99 @@ def test_a_database_error_that_needs_a_person_is_not_retried(tmp_path):
     assert time.monotonic() - started < 5
     assert str(error.value).startswith(f"the database at {url} refused batch 0 (")
     assert error.value.exit_code == EXIT_DATABASE
+
+
+# --- The pure parts, exactly ------------------------------------------------------------------
+
+
+def test_sqlstate_is_read_from_psycopg_attributes_and_pg8000_fields():
+    class Psycopg3Error(Exception):
+        sqlstate = "57P01"
+
+    class Psycopg2Error(Exception):
+        pgcode = "08006"
+
+    class NotTextError(Exception):
+        sqlstate = 57  # not a SQLSTATE: ignored
+
+    assert sqlstate(wrapped(sa.exc.DatabaseError, Psycopg3Error())) == "57P01"
+    assert sqlstate(wrapped(sa.exc.DatabaseError, Psycopg2Error())) == "08006"
+    assert sqlstate(wrapped(sa.exc.DatabaseError, NotTextError())) is None
+    assert sqlstate(wrapped(sa.exc.DatabaseError, PgError({"C": 8006}))) is None
+    assert sqlstate(wrapped(sa.exc.DatabaseError, PgError("08006"))) is None
+    assert sqlstate(wrapped(sa.exc.DatabaseError, PgError())) is None
+
+
+@pytest.mark.parametrize(
+    ("message", "transient"),
+    [
+        ("database is locked", True),
+        ("attempt to write a readonly database", True),
+        ("unable to open database file", True),
+        ("disk I/O error", True),
+        ("database or disk is full", True),
+        ("database table is busy", True),
+        ("no such table: x", False),
+    ],
+)
+def test_without_an_error_name_sqlites_message_decides(message, transient):
+    """Python 3.10's sqlite3 errors have no ``sqlite_errorname``."""
+    error = sqlite3.OperationalError(message)
+    assert not hasattr(error, "sqlite_errorname") or error.sqlite_errorname is None
+    if hasattr(error, "sqlite_errorname"):
+        del error.sqlite_errorname
+    assert is_transient(wrapped(sa.exc.OperationalError, error)) is transient
+
+
+@pytest.mark.parametrize("code", ["LOCKED", "FULL", "PROTOCOL", "BUSY_TIMEOUT"])
+def test_every_sqlite_code_that_waiting_may_cure(code):
+    assert is_transient(wrapped(sa.exc.OperationalError, sqlite_error("x", code)))
+
+
+def test_a_timeout_of_the_pool_is_transient():
+    assert is_transient(sa.exc.TimeoutError("QueuePool limit reached"))
+
+
+def test_the_description_is_the_type_and_the_first_line_of_the_cause():
+    cause = PgError("x" * 400 + "\nDETAIL: more")
+    assert describe(wrapped(sa.exc.DatabaseError, cause)) == "PgError: " + "x" * 300
+    assert describe(ValueError("  bad  \n")) == "ValueError: bad"
+    assert describe(ValueError()) == "ValueError: "
+
+
+def test_the_tables_have_the_contracts_columns_and_types():
+    metadata = build_metadata()
+    assert sorted(metadata.tables) == sorted(DB_TABLES)
+    kinds = {"text": sa.Text, "integer": sa.BigInteger, "float": sa.Float, "timestamp": sa.DateTime}
+    for name, columns in DB_TABLES.items():
+        table = metadata.tables[name]
+        assert [c.name for c in table.columns] == [c.name for c in columns]
+        for column in columns:
+            made = table.c[column.name]
+            assert type(made.type) is kinds[column.kind]
+            assert (made.nullable, made.primary_key) == (column.nullable, column.primary_key)
+            assert made.autoincrement is False
+    assert metadata.tables[PROGRESS_TABLE].c.batch_time.type.timezone is True
+
+
+def test_sqlite_is_written_with_write_ahead_logging_a_busy_wait_and_no_pool(tmp_path):
+    engine = create_db_engine(f"sqlite:///{tmp_path / 'new' / 'logins.db'}")
+    assert (tmp_path / "new").is_dir()
+    assert isinstance(engine.pool, sa.pool.NullPool)
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 10_000
+    memory = create_db_engine("sqlite://")
+    assert not isinstance(memory.pool, sa.pool.NullPool)
+
+
+def test_unknown_start_offsets_make_a_null_count_not_a_guess(tmp_path):
+    checkpoint = Checkpoint(tmp_path / "checkpoint")
+    (checkpoint.root / "sources" / "0" / "0").unlink()
+    sink = DatabaseOutput(f"sqlite:///{tmp_path / 'logins.db'}", "t", "month", checkpoint.root)
+    assert sink._start_offsets(0) is None
+    assert sink._start_offsets(3) is None  # no offsets/2
+    checkpoint.batch(2, {"t": {"0": 4}})
+    assert sink._start_offsets(3) == {"t": {"0": 4}}
+    (checkpoint.root / "offsets" / "4").write_text("not an offset log")
+    assert sink._start_offsets(5) is None

@@ -146,3 +146,8 @@ def test_log_mode_keeps_the_total_and_the_interval(monkeypatch, caplog):
         (52.0, DeliveryStats(sent=4)),
     )
     assert lines == ["4 sent, 0 acknowledged, 0 failed, 2 events/s, 40.0% of 10, ETA 3s"]
+
+
+def test_pending_records_are_those_neither_acknowledged_nor_failed():
+    assert DeliveryStats(sent=10, acknowledged=6, failed=3).pending == 1
+    assert DeliveryStats().pending == 0

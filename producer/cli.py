@@ -87,15 +87,21 @@ def send_paced(
     count: int | None,
     duration_s: float | None,
 ) -> None:
-    """Live mode: ``rate`` events per second, each stamped when it is sent."""
+    """Live mode: ``rate`` events per second, each stamped when it is sent.
+
+    With ``duration_s``, only events due before the deadline are sent (``--rate 10
+    --duration 5s`` sends 50, not 51), and none once the deadline has passed, however far
+    behind a rate too high for the machine has left the loop.
+    """
     started = time.monotonic()
     deadline = None if duration_s is None else started + duration_s
     sent = 0
     while not stop.event.is_set() and (count is None or sent < count):
         now = time.monotonic()
-        if deadline is not None and now >= deadline:
+        due = started + sent / rate
+        if deadline is not None and (now >= deadline or due >= deadline):
             return
-        ahead = started + sent / rate - now
+        ahead = due - now
         if ahead > MIN_SLEEP_S and stop.event.wait(ahead):
             return
         publisher.send(next(records))

@@ -31,7 +31,7 @@ import pytest
 from services.kafka import LocalKafka
 from tests.support.conditions import wait_for
 from tests.support.jobs import JobRun, RunningJob, run_job, start_producer
-from tests.support.kafka import free_port, read_topic
+from tests.support.kafka import create_topic, free_port, read_topic
 from tests.support.reliability import record_reliability
 from tests.support.truth import expected_monthly
 
@@ -454,13 +454,8 @@ def test_sasl_ssl_counts_exactly_and_no_password_leaves_the_process(
     secret.write_text(PLAIN_PASSWORD + "\n")
     secret.chmod(0o600)
     summary = tmp_path / "producer.json"
-    from kafka import KafkaAdminClient
-
-    admin = KafkaAdminClient(bootstrap_servers=secure_broker.bootstrap_servers)  # PLAINTEXT
-    try:  # the live job starts before the producer, so the topic must exist
-        admin.create_topics({topic: {"num_partitions": 3}}, wait_for_metadata=True)
-    finally:
-        admin.close()
+    # The live job starts before the producer, so the topic must exist (made via PLAINTEXT).
+    create_topic(secure_broker.bootstrap_servers, topic)
     asked = free_port()  # for Spark's UI
     job = RunningJob(
         Address(address), topic, tmp_path, "--trigger", "1s", *flags,

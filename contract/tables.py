@@ -76,12 +76,6 @@ def read_counts(path: Path) -> tuple[Period, Counts]:
     return period, counts
 
 
-def read_rejected(path: Path) -> dict[str, int]:
-    """``reason -> records`` from the job's rejected-reasons table."""
-    with path.open(newline="") as handle:
-        return {row["reason"]: int(row["records"]) for row in csv.DictReader(handle)}
-
-
 # The database the job writes next to the CSV (``--db-url``; SQLite in the output folder by
 # default) and the dashboard reads. Names and columns live here, once: the job's writer
 # (consumer/database.py), the dashboard and the tests all take them from this module.

@@ -172,9 +172,10 @@ FOOTER = """
 
 ## Security
 
-- The local broker can run a SASL_PLAINTEXT listener with SCRAM-SHA-256/512 and PLAIN users
-  (`LocalKafka(sasl_port=..., scram_users=..., plain_users=...)`) and a TLS listener
-  (`LocalKafka(ssl_port=..., ssl_certfile=..., ssl_keyfile=...)`, served from a PEM
+- The tests' broker (`SecureKafka` in `tests/support/secure_kafka.py`: the local broker
+  with more listeners) runs a SASL_PLAINTEXT listener with SCRAM-SHA-256/512 and PLAIN
+  users (`SecureKafka(sasl_port=..., scram_users=..., plain_users=...)`) and a TLS listener
+  (`SecureKafka(ssl_port=..., ssl_certfile=..., ssl_keyfile=...)`, served from a PEM
   keystore). Producer and job take `--security-protocol`, `--sasl-mechanism`,
   `--sasl-username`, the password from `KAFKA_SASL_PASSWORD` or `--sasl-password-file`
   (never a flag), and `--ssl-cafile` (PEM). The job passes them to Spark's Kafka source as

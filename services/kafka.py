@@ -3,7 +3,8 @@
 This is the embedded default for machines without Docker: the same Kafka version as the
 Bitnami image, started as a background Java process with its data in ``.local/kafka``.
 ``start`` returns only once the broker answers a metadata request; ``stop`` shuts it down
-cleanly by PID. Tests use the same class on other ports and folders.
+cleanly by PID. Tests use the same class on other ports and folders, and add SASL and TLS
+listeners through its hooks (``tests/support/secure_kafka.py``): nothing here needs them.
 
     python -m services.kafka up | down | status | logs
 """
@@ -113,38 +114,19 @@ def process_command(pid: int) -> str | None:
 
 @dataclass
 class LocalKafka:
-    """One KRaft broker+controller in ``home``, listening on ``host:port``.
+    """One KRaft broker+controller in ``home``, listening on ``host:port`` (PLAINTEXT).
 
-    ``sasl_port`` adds a SASL_PLAINTEXT listener with SCRAM-SHA-256/512 for
-    ``scram_users`` (name -> password), created when the storage is formatted, and with
-    PLAIN for ``plain_users`` (name -> password, kept in the listener's JAAS settings as
-    Kafka's built-in PLAIN server expects).
-
-    ``sasl_ssl_port`` adds a SASL_SSL listener: the same users and mechanisms, over TLS
-    with the SSL listener's identity (PLAIN, which sends the password as it is, belongs here).
-
-    No password ever appears on a command line (``/proc/<pid>/cmdline`` is readable by every
-    user): the SCRAM credentials reach ``kafka-storage format`` through a Java argument file
-    readable by this user only, and the files holding passwords or keys are created that way.
-
-    ``ssl_port`` adds an SSL (TLS) listener whose identity is ``ssl_certfile`` (the
-    server's certificate chain, PEM, leaf first) and ``ssl_keyfile`` (its unencrypted
-    PKCS#8 key, PEM). Kafka reads both from one PEM keystore file (``ssl.keystore.type=PEM``),
-    written into ``home`` at start, so tests can hand it certificates they made themselves,
-    including untrusted or expired ones. Clients are not asked for certificates.
+    Everything ``make local-up``, ``make demo`` and the benchmarks need. A subclass can add
+    listeners, the files they read and the users they know by overriding the hooks
+    :meth:`client_listeners`, :meth:`listener_settings`, :meth:`prepare_home`,
+    :meth:`storage_format_options` and :meth:`run_tool`; the tests' SASL and TLS broker
+    (``tests/support/secure_kafka.py``) does.
     """
 
     home: Path
     host: str = "localhost"
     port: int = 9092
     controller_port: int = 9093
-    sasl_port: int | None = None
-    scram_users: Mapping[str, str] = field(default_factory=dict)
-    plain_users: Mapping[str, str] = field(default_factory=dict)
-    ssl_port: int | None = None
-    sasl_ssl_port: int | None = None
-    ssl_certfile: Path | None = None
-    ssl_keyfile: Path | None = None
     heap: str = os.environ.get("LOCAL_KAFKA_HEAP", "512m")
     # Another Kafka release's jars (e.g. the official images' newer one); default: .env's.
     kafka_version: str | None = None
@@ -156,23 +138,6 @@ class LocalKafka:
     @property
     def bootstrap_servers(self) -> str:
         return f"{self.host}:{self.port}"
-
-    @property
-    def sasl_bootstrap_servers(self) -> str:
-        return f"{self.host}:{self.sasl_port}"
-
-    @property
-    def ssl_bootstrap_servers(self) -> str:
-        return f"{self.host}:{self.ssl_port}"
-
-    @property
-    def sasl_ssl_bootstrap_servers(self) -> str:
-        return f"{self.host}:{self.sasl_ssl_port}"
-
-    @property
-    def ssl_keystore_file(self) -> Path:
-        """The PEM keystore (key, then certificate chain) that the SSL listener serves."""
-        return self.home / "tls" / "keystore.pem"
 
     @property
     def data_dir(self) -> Path:
@@ -190,55 +155,45 @@ class LocalKafka:
     def properties_file(self) -> Path:
         return self.home / "server.properties"
 
+    # -- hooks for subclasses ----------------------------------------------------------------
+
+    def client_listeners(self) -> dict[str, int]:
+        """Listener name -> port for clients; each name is also its security protocol.
+
+        Brokers talk to each other on PLAINTEXT, so a subclass adds to this, keeping it.
+        """
+        return {"PLAINTEXT": self.port}
+
+    def listener_settings(self) -> dict[str, str]:
+        """Settings the listeners need beyond their addresses (PLAINTEXT needs none)."""
+        return {}
+
+    def prepare_home(self) -> None:
+        """Write the files the settings refer to; called by ``start`` before it writes them."""
+
+    def storage_format_options(self) -> list[str]:
+        """More options for ``kafka-storage format`` (a subclass's SCRAM users, say)."""
+        return []
+
+    def run_tool(self, command: list[str]) -> subprocess.CompletedProcess[str]:
+        """Run one of Kafka's Java tools to completion, its output captured.
+
+        A subclass whose options hold secrets overrides this to keep them off the command
+        line, which every user can read in ``/proc/<pid>/cmdline``.
+        """
+        return subprocess.run(command, capture_output=True, text=True, check=False)
+
+    # -- settings ----------------------------------------------------------------------------
+
     def properties(self) -> dict[str, str]:
         """Broker settings for one node that is also its own controller."""
         if self.custom_properties is not None:
             return {**self.custom_properties, "log.dirs": str(self.data_dir)}
-        listeners = [f"PLAINTEXT://{self.host}:{self.port}"]
-        advertised = [f"PLAINTEXT://{self.host}:{self.port}"]
-        protocols = ["PLAINTEXT:PLAINTEXT", "CONTROLLER:PLAINTEXT"]
-        props: dict[str, str] = {}
-        sasl_listeners = [
-            (name, port)
-            for name, port in (("SASL_PLAINTEXT", self.sasl_port), ("SASL_SSL", self.sasl_ssl_port))
-            if port is not None
-        ]
-        mechanisms = ["SCRAM-SHA-256", "SCRAM-SHA-512"] + (["PLAIN"] if self.plain_users else [])
-        for name, port in sasl_listeners:
-            listeners.append(f"{name}://{self.host}:{port}")
-            advertised.append(f"{name}://{self.host}:{port}")
-            protocols.append(f"{name}:{name}")
-            prefix = f"listener.name.{name.lower()}"
-            for mechanism in ("scram-sha-256", "scram-sha-512"):
-                props[f"{prefix}.{mechanism}.sasl.jaas.config"] = (
-                    "org.apache.kafka.common.security.scram.ScramLoginModule required;"
-                )
-            if self.plain_users:
-                # PLAIN's built-in server checks passwords against user_<name> options.
-                users = "".join(
-                    f' user_{_jaas_name(name)}="{_jaas_escape(password)}"'
-                    for name, password in self.plain_users.items()
-                )
-                props[f"{prefix}.plain.sasl.jaas.config"] = (
-                    f"org.apache.kafka.common.security.plain.PlainLoginModule required{users};"
-                )
-        if sasl_listeners:
-            props["sasl.enabled.mechanisms"] = ",".join(mechanisms)
-        tls_listeners = [
-            name
-            for name, port in (("SSL", self.ssl_port), ("SASL_SSL", self.sasl_ssl_port))
-            if port is not None
-        ]
-        if self.ssl_port is not None:
-            listeners.append(f"SSL://{self.host}:{self.ssl_port}")
-            advertised.append(f"SSL://{self.host}:{self.ssl_port}")
-            protocols.append("SSL:SSL")
-        for name in tls_listeners:
-            prefix = f"listener.name.{name.lower()}"
-            props[f"{prefix}.ssl.keystore.type"] = "PEM"
-            props[f"{prefix}.ssl.keystore.location"] = str(self.ssl_keystore_file)
-            props[f"{prefix}.ssl.client.auth"] = "none"
-        listeners.append(f"CONTROLLER://{self.host}:{self.controller_port}")
+        clients = self.client_listeners()
+        advertised = [f"{name}://{self.host}:{port}" for name, port in clients.items()]
+        listeners = [*advertised, f"CONTROLLER://{self.host}:{self.controller_port}"]
+        protocols = [*(f"{name}:{name}" for name in clients), "CONTROLLER:PLAINTEXT"]
+        props = self.listener_settings()
         props.update(
             {
                 "process.roles": "broker,controller",
@@ -309,10 +264,6 @@ class LocalKafka:
         if (self.data_dir / "meta.properties").exists():
             return
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        scram = []
-        for user, password in self.scram_users.items():
-            for mechanism in ("SCRAM-SHA-256", "SCRAM-SHA-512"):
-                scram += ["--add-scram", f"{mechanism}=[name={user},password={password}]"]
         if "controller.quorum.voters" in self.properties():
             # Static voters, formatted the way Bitnami's Kafka 4.0 image does it.
             quorum = ["--feature", "kraft.version=1", "--no-initial-controllers"]
@@ -328,52 +279,14 @@ class LocalKafka:
             str(self.properties_file),
             "--ignore-formatted",
             *quorum,
-            *scram,
+            *self.storage_format_options(),
         )
-        # The SCRAM passwords go through a Java argument file (java @file), not argv.
-        argfile = self.home / "storage-format.args"
-        argfile.touch(mode=0o600, exist_ok=True)
-        argfile.write_text("\n".join(_java_argfile_quote(a) for a in command[1:]) + "\n")
-        try:
-            result = subprocess.run(
-                [command[0], f"@{argfile}"], capture_output=True, text=True, check=False
-            )
-        finally:
-            argfile.unlink(missing_ok=True)
+        result = self.run_tool(command)
         if result.returncode != 0:
             raise LocalKafkaError(
                 f"formatting {self.data_dir} failed:\n"
                 f"{result.stdout[-2000:]}{result.stderr[-2000:]}"
             )
-
-    def _write_keystore(self) -> None:
-        """The SSL listener's PEM keystore: ``ssl_keyfile`` then ``ssl_certfile``.
-
-        Kafka's file-based PEM keystore wants the key and its chain in one file. It is
-        written afresh at every start so that a restart picks up new certificates, and is
-        created readable by this user only because it holds the private key.
-        """
-        if self.ssl_port is None and self.sasl_ssl_port is None:
-            return
-        if self.ssl_certfile is None or self.ssl_keyfile is None:
-            raise LocalKafkaError(
-                "ssl_port and sasl_ssl_port need ssl_certfile (the server's certificate chain, "
-                "PEM) and ssl_keyfile (its unencrypted PKCS#8 key, PEM)"
-            )
-        try:
-            key = Path(self.ssl_keyfile).read_text()
-            chain = Path(self.ssl_certfile).read_text()
-        except OSError as exc:
-            raise LocalKafkaError(f"cannot read the TLS key or certificate: {exc}") from None
-        if "-----BEGIN PRIVATE KEY-----" not in key:
-            raise LocalKafkaError(
-                f"{self.ssl_keyfile} is not an unencrypted PKCS#8 key (-----BEGIN PRIVATE "
-                "KEY-----), the only kind Kafka's PEM keystore reads without a password; "
-                "convert it with `openssl pkcs8 -topk8 -nocrypt`"
-            )
-        self.ssl_keystore_file.parent.mkdir(parents=True, exist_ok=True)
-        self.ssl_keystore_file.touch(mode=0o600, exist_ok=True)
-        self.ssl_keystore_file.write_text(key.rstrip("\n") + "\n" + chain)
 
     def start(self, timeout_s: float = READY_TIMEOUT_S) -> None:
         """Start in the background and return once the broker answers; no-op if running."""
@@ -394,8 +307,9 @@ class LocalKafka:
         except JavaError as exc:
             raise LocalKafkaError(str(exc)) from None
         self.home.mkdir(parents=True, exist_ok=True)
-        self._write_keystore()
-        self.properties_file.touch(mode=0o600, exist_ok=True)  # PLAIN users' passwords
+        self.prepare_home()
+        # Readable by this user only: a subclass's listener settings may hold passwords.
+        self.properties_file.touch(mode=0o600, exist_ok=True)
         self.properties_file.write_text(
             "# Written by services/kafka.py; edit LocalKafka.properties() instead.\n"
             + "".join(
@@ -460,31 +374,12 @@ class LocalKafka:
             return "(no log yet)"
 
 
-def _jaas_escape(text: str) -> str:
-    """A value for a double-quoted JAAS option: a quote in a password would otherwise end
-    the value early and make the broker refuse the whole listener configuration."""
-    return text.replace("\\", "\\\\").replace('"', '\\"')
-
-
-def _jaas_name(name: str) -> str:
-    """A user name as part of a JAAS option name (``user_<name>``), which cannot be quoted."""
-    if not name or not all(c.isalnum() or c in "._-" for c in name):
-        raise LocalKafkaError(
-            f"PLAIN user name {name!r}: use letters, digits, '.', '_' or '-' only"
-        )
-    return name
-
-
-def _java_argfile_quote(argument: str) -> str:
-    """One argument of a Java argument file: quoted, with backslashes and quotes escaped."""
-    return '"' + argument.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
 def _properties_escape(value: str) -> str:
     """``value`` written so that java.util.Properties reads back exactly ``value``.
 
     Properties files treat a backslash as an escape and a line break as the end of the
-    value, so a JAAS setting holding an escaped quote would otherwise reach Kafka changed.
+    value, so a value holding either (a JAAS setting with an escaped quote, say) would
+    otherwise reach Kafka changed.
     """
     return value.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r")
 

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 from services.kafka import LocalKafka
-from tests.support.kafka import free_port
+from tests.support.kafka import create_topic, free_port
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -44,14 +44,8 @@ def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafk
 @pytest.fixture
 def topic(kafka_broker: LocalKafka) -> str:
     """A fresh, empty topic with 3 partitions for one test."""
-    from kafka import KafkaAdminClient
-
     name = f"test-{uuid.uuid4().hex[:10]}"
-    admin = KafkaAdminClient(bootstrap_servers=kafka_broker.bootstrap_servers)
-    try:
-        admin.create_topics({name: {"num_partitions": 3}}, wait_for_metadata=True)
-    finally:
-        admin.close()
+    create_topic(kafka_broker.bootstrap_servers, name)
     return name
 
 

@@ -19,7 +19,7 @@ import pytest
 from tests.support.conditions import wait_for
 from tests.support.events import encoded, login
 from tests.support.jobs import JobRun, RunningJob, run_job, start_producer
-from tests.support.kafka import free_port, produce_raw, read_topic
+from tests.support.kafka import create_topic, free_port, produce_raw, read_topic
 from tests.support.reliability import record_reliability
 from tests.support.truth import expected_monthly
 
@@ -128,10 +128,7 @@ def test_records_gone_to_retention_are_said_and_a_recreated_topic_is_refused(
         30,
         "the topic's deletion",
     )
-    admin_call(
-        kafka_broker,
-        lambda a: a.create_topics({topic: {"num_partitions": 3}}, wait_for_metadata=True),
-    )
+    create_topic(kafka_broker.bootstrap_servers, topic)
     recreated = send(kafka_broker, topic, events(100, 80))
     new_id = kafka_topic_id(kafka_broker, topic)
     started = time.monotonic()

@@ -17,7 +17,13 @@ import pytest
 from services.kafka import LocalKafka
 from tests.support.compose import compose_model
 from tests.support.jobs import run_job
-from tests.support.kafka import free_port, produce_raw, properties_from_bitnami_env, read_topic
+from tests.support.kafka import (
+    create_topic,
+    free_port,
+    produce_raw,
+    properties_from_bitnami_env,
+    read_topic,
+)
 from tests.support.spark_cluster import LocalSparkCluster
 from tests.support.truth import expected_monthly
 
@@ -63,11 +69,7 @@ def test_compose_kafka_settings_boot_a_broker_serving_both_listeners(compose_kaf
     assert props["auto.create.topics.enable"] == "false"
     host = f"localhost:{ports[9092]}"
     internal = f"localhost:{ports[29092]}"
-    from kafka import KafkaAdminClient
-
-    admin = KafkaAdminClient(bootstrap_servers=host)
-    admin.create_topics({"compose-check": {"num_partitions": 3}}, wait_for_metadata=True)
-    admin.close()
+    create_topic(host, "compose-check")
     produce_raw(host, "compose-check", [b"via-host-1", b"via-host-2"])
     produce_raw(internal, "compose-check", [b"via-internal"])
     values = sorted(r.value for r in read_topic(internal, "compose-check", 3))

@@ -19,7 +19,7 @@ import pytest
 
 from tests.support.conditions import wait_for
 from tests.support.jobs import RunningJob, run_job
-from tests.support.kafka import free_port, produce_raw
+from tests.support.kafka import create_topic, free_port, produce_raw
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -67,11 +67,7 @@ def test_a_live_job_stops_cleanly_and_says_where(kafka_broker, topic, tmp_path, 
 def test_checkpoint_of_another_topic_or_setting_is_refused(kafka_broker, topic, tmp_path):
     produce_raw(kafka_broker.bootstrap_servers, topic, [EVENT])
     assert run_job(kafka_broker, topic, tmp_path).monthly == {"2024-01": (1, 1, 0)}
-    from kafka import KafkaAdminClient
-
-    admin = KafkaAdminClient(bootstrap_servers=kafka_broker.bootstrap_servers)
-    admin.create_topics({f"{topic}-other": {"num_partitions": 1}}, wait_for_metadata=True)
-    admin.close()
+    create_topic(kafka_broker.bootstrap_servers, f"{topic}-other", partitions=1)
     other = run_job(kafka_broker, f"{topic}-other", tmp_path, check=False)
     assert other.result.returncode == 4
     assert "belongs to another query" in other.output

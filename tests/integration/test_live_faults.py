@@ -28,7 +28,7 @@ from tests.support.conditions import wait_for
 from tests.support.database import read_job_database
 from tests.support.faults import SqliteLock, read_only_capable
 from tests.support.jobs import JobRun, RunningJob, run_job, start_producer
-from tests.support.kafka import read_topic
+from tests.support.kafka import create_topic, read_topic
 from tests.support.postgres import LocalPostgres
 from tests.support.reliability import record_reliability
 from tests.support.truth import expected_monthly
@@ -86,16 +86,6 @@ def stack_traces(output: str) -> list[str]:
     ]
 
 
-def create_topic(broker: LocalKafka, name: str) -> None:
-    from kafka import KafkaAdminClient
-
-    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap_servers)
-    try:
-        admin.create_topics({name: {"num_partitions": 3}}, wait_for_metadata=True)
-    finally:
-        admin.close()
-
-
 @pytest.fixture
 def postgres() -> Iterator[LocalPostgres]:
     server = LocalPostgres()
@@ -126,7 +116,7 @@ def test_broker_paused_and_killed_and_postgres_stopped_while_the_job_runs(
     exactly; a broker gone for longer than --kafka-retry-timeout ends it with one line
     (exit 3), and the rerun is exact."""
     broker, topic = restartable_broker, "live"
-    create_topic(broker, topic)
+    create_topic(broker.bootstrap_servers, topic)
     db_url = postgres.url("job", JOB_PASSWORD, "logins")
     summary = tmp_path / "producer.json"
     producer = start_producer(

@@ -12,7 +12,7 @@ import pytest
 
 from contract.tables import PERIODS
 from tests.support.jobs import run_job
-from tests.support.kafka import produce_raw, read_topic
+from tests.support.kafka import create_topic, produce_raw, read_topic
 from tests.support.truth import expected_counts, expected_monthly
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -62,12 +62,8 @@ def run_producer(bootstrap: str, topic: str, *args: str) -> subprocess.Completed
 
 def fill_topic(broker, tmp_path_factory) -> tuple[str, list[dict]]:
     """A topic with boundary events and a seeded backfill, and the events really on it."""
-    from kafka import KafkaAdminClient
-
     name = "pipeline-" + tmp_path_factory.mktemp("t").name.replace("_", "-")
-    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap_servers)
-    admin.create_topics({name: {"num_partitions": 3}}, wait_for_metadata=True)
-    admin.close()
+    create_topic(broker.bootstrap_servers, name)
     produce_raw(broker.bootstrap_servers, name, boundary_events())
     result = run_producer(broker.bootstrap_servers, name, *BACKFILL)
     assert result.returncode == 0, result.stderr

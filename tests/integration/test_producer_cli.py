@@ -12,9 +12,8 @@ from datetime import datetime, timezone
 
 import pytest
 from kafka import KafkaAdminClient
-from kafka.admin import NewTopic
 
-from tests.support.kafka import free_port, read_topic
+from tests.support.kafka import create_topic, free_port, read_topic
 
 pytestmark = [pytest.mark.integration]
 
@@ -176,12 +175,7 @@ def test_follow_continues_the_backfill_with_live_events(kafka_broker, topic, tmp
 def test_refused_deliveries_are_counted_and_exit_1(kafka_broker, tmp_path):
     """A topic whose broker refuses the batches (too large): failures, not silence."""
     topic = f"tiny-{tmp_path.name[-8:]}".replace("_", "-")
-    admin = KafkaAdminClient(bootstrap_servers=kafka_broker.bootstrap_servers)
-    admin.create_topics(
-        [NewTopic(topic, 3, 1, topic_configs={"max.message.bytes": "200"})],
-        wait_for_metadata=True,
-    )
-    admin.close()
+    create_topic(kafka_broker.bootstrap_servers, topic, configs={"max.message.bytes": "200"})
     summary = tmp_path / "summary.json"
     result = run(
         kafka_broker.bootstrap_servers,

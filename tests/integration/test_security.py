@@ -28,11 +28,11 @@ from pathlib import Path
 
 import pytest
 
-from services.kafka import LocalKafka
 from tests.support.conditions import wait_for
 from tests.support.jobs import JobRun, RunningJob, run_job, start_producer
-from tests.support.kafka import free_port, read_topic
+from tests.support.kafka import create_topic, free_port, read_topic
 from tests.support.reliability import record_reliability
+from tests.support.secure_kafka import SecureKafka
 from tests.support.truth import expected_monthly
 
 USER, PASSWORD = "pipeline", "correct horse battery staple"
@@ -169,10 +169,10 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
 
 
 @pytest.fixture(scope="module")
-def secure_broker(tmp_path_factory: pytest.TempPathFactory, pki: Pki) -> Iterator[LocalKafka]:
+def secure_broker(tmp_path_factory: pytest.TempPathFactory, pki: Pki) -> Iterator[SecureKafka]:
     """One broker with every listener under test: PLAINTEXT (for the truth), SASL_PLAINTEXT,
     SSL and SASL_SSL."""
-    broker = LocalKafka(
+    broker = SecureKafka(
         home=tmp_path_factory.mktemp("secure"),
         port=free_port(),
         controller_port=free_port(),
@@ -309,7 +309,7 @@ def record_exact_run(name: str, result: Tally, **row: object) -> None:
     assert result.exact and result.lost == 0 and result.double_counted == 0, result
 
 
-def read_back(broker: LocalKafka, topic: str, expected: int) -> list:
+def read_back(broker: SecureKafka, topic: str, expected: int) -> list:
     """Every record on ``topic`` via PLAINTEXT; asks for one more so extras would show."""
     return read_topic(broker.bootstrap_servers, topic, expected + 1, timeout_s=5)
 
@@ -340,7 +340,7 @@ def assert_refused(
 @pytest.mark.integration
 @pytest.mark.slow
 def test_scram_right_password_counts_exactly_and_a_wrong_one_is_refused(
-    secure_broker: LocalKafka, tmp_path: Path
+    secure_broker: SecureKafka, tmp_path: Path
 ) -> None:
     address, topic = secure_broker.sasl_bootstrap_servers, "scram"
     secret = tmp_path / "kafka-password"
@@ -386,7 +386,7 @@ def test_scram_right_password_counts_exactly_and_a_wrong_one_is_refused(
 
 @pytest.mark.integration
 @pytest.mark.slow
-def test_plain_right_password_counts_exactly(secure_broker: LocalKafka, tmp_path: Path) -> None:
+def test_plain_right_password_counts_exactly(secure_broker: SecureKafka, tmp_path: Path) -> None:
     address, topic = secure_broker.sasl_bootstrap_servers, "plain"
     right = produce(address, topic, tmp_path, *PLAIN_FLAGS, password=PLAIN_PASSWORD)
     assert right.result.returncode == 0, right.result.stderr[-3000:]
@@ -434,7 +434,7 @@ def secrets_in_spark_ui(port: int, secrets: tuple[str, ...]) -> list[str]:
 @pytest.mark.integration
 @pytest.mark.slow
 def test_sasl_ssl_counts_exactly_and_no_password_leaves_the_process(
-    secure_broker: LocalKafka, pki: Pki, tmp_path: Path
+    secure_broker: SecureKafka, pki: Pki, tmp_path: Path
 ) -> None:
     """PLAIN over TLS, as the docs recommend for PLAIN. While producer and job run: no
     command line of the producer, the job (submit.sh, the driver JVM, the Python driver) or
@@ -454,13 +454,8 @@ def test_sasl_ssl_counts_exactly_and_no_password_leaves_the_process(
     secret.write_text(PLAIN_PASSWORD + "\n")
     secret.chmod(0o600)
     summary = tmp_path / "producer.json"
-    from kafka import KafkaAdminClient
-
-    admin = KafkaAdminClient(bootstrap_servers=secure_broker.bootstrap_servers)  # PLAINTEXT
-    try:  # the live job starts before the producer, so the topic must exist
-        admin.create_topics({topic: {"num_partitions": 3}}, wait_for_metadata=True)
-    finally:
-        admin.close()
+    # The live job starts before the producer, so the topic must exist (made via PLAINTEXT).
+    create_topic(secure_broker.bootstrap_servers, topic)
     asked = free_port()  # for Spark's UI
     job = RunningJob(
         Address(address), topic, tmp_path, "--trigger", "1s", *flags,
@@ -527,7 +522,7 @@ def test_sasl_ssl_counts_exactly_and_no_password_leaves_the_process(
 @pytest.mark.integration
 @pytest.mark.slow
 def test_tls_with_the_right_ca_counts_exactly(
-    secure_broker: LocalKafka, pki: Pki, tmp_path: Path
+    secure_broker: SecureKafka, pki: Pki, tmp_path: Path
 ) -> None:
     address, topic = secure_broker.ssl_bootstrap_servers, "tls"
     flags = ["--security-protocol", "SSL", "--ssl-cafile", str(pki.ca)]
@@ -550,7 +545,7 @@ def test_tls_with_the_right_ca_counts_exactly(
     )
 
 
-def seed_topic(broker: LocalKafka, topic: str, work: Path) -> int:
+def seed_topic(broker: SecureKafka, topic: str, work: Path) -> int:
     """Events acknowledged through PLAINTEXT, for the refused runs to leave untouched."""
     seeded = produce(broker.bootstrap_servers, topic, work, count=SEEDED)
     assert seeded.result.returncode == 0, seeded.result.stderr[-3000:]
@@ -586,7 +581,7 @@ def refusal_row(
 @pytest.mark.integration
 @pytest.mark.slow
 def test_a_certificate_from_an_unknown_ca_is_refused(
-    secure_broker: LocalKafka, pki: Pki, tmp_path: Path
+    secure_broker: SecureKafka, pki: Pki, tmp_path: Path
 ) -> None:
     topic = "untrusted"
     seeded = seed_topic(secure_broker, topic, tmp_path)
@@ -617,7 +612,7 @@ def test_a_certificate_from_an_unknown_ca_is_refused(
 def test_an_expired_broker_certificate_is_refused(
     pki: Pki, tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
 ) -> None:
-    broker = LocalKafka(
+    broker = SecureKafka(
         home=tmp_path_factory.mktemp("expired"),
         port=free_port(),
         controller_port=free_port(),

@@ -1,5 +1,5 @@
-"""Kafka from a test's side: free ports, plain clients that write and read back, and the
-Bitnami and official images' ways of turning their environment into broker settings."""
+"""Kafka from a test's side: free ports, topics, plain clients that write and read back, and
+the Bitnami and official images' ways of turning their environment into broker settings."""
 
 from __future__ import annotations
 
@@ -7,6 +7,30 @@ import time
 from collections.abc import Iterable, Mapping
 
 from services.kafka import free_port as free_port  # the tests' one import for Kafka
+
+
+def create_topic(
+    bootstrap_servers: str,
+    topic: str,
+    partitions: int = 3,
+    configs: Mapping[str, str] | None = None,
+) -> None:
+    """Create ``topic`` and wait until every partition has a leader.
+
+    The brokers do not create topics on first use, and a producer or job started before the
+    partitions have leaders would see an unknown topic. ``configs``: topic settings
+    (``{"max.message.bytes": "200"}``).
+    """
+    from kafka import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    try:
+        admin.create_topics(
+            {topic: {"num_partitions": partitions, "configs": dict(configs or {})}},
+            wait_for_metadata=True,
+        )
+    finally:
+        admin.close()
 
 
 def read_topic(bootstrap_servers: str, topic: str, expected: int, timeout_s: float = 60) -> list:

@@ -25,7 +25,8 @@ from consumer.guards import (
 from consumer.options import parse_options
 from consumer.sinks import format_report, render_table, write_csv_atomically
 from consumer.transform import Tables, tables_from_outcomes
-from contract.tables import PERIODS, TableError, header, read_counts, read_rejected
+from contract.tables import PERIODS, TableError, header, read_counts
+from tests.support.jobs import read_rejected
 
 
 def options_for(checkpoint, *argv: str):

@@ -5,6 +5,7 @@ tests/integration/test_local_kafka.py on a real broker."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import socket
 import subprocess
 import sys
@@ -82,6 +83,8 @@ def test_the_log_tail_is_its_last_lines_or_a_note(tmp_path):
     broker.log_file.write_text("".join(f"line {n}\n" for n in range(40)))
     assert broker.tail_log() == "\n".join(f"line {n}" for n in range(15, 40))
     assert broker.tail_log(lines=2) == "line 38\nline 39"
+    broker.log_file.write_bytes(b"caf\xe9 \xff\n")  # a log is not always UTF-8
+    assert broker.tail_log() == "caf\ufffd \ufffd"
 
 
 def test_paths_inside_the_project_are_shown_relative(tmp_path):
@@ -94,6 +97,21 @@ def test_the_default_broker_is_where_env_sends_clients():
     broker = kafka.default_broker()
     assert (broker.host, broker.port, broker.controller_port) == (host, int(port), int(port) + 1)
     assert broker.home == LOCAL_DIR / "kafka"
+
+
+@pytest.mark.parametrize(
+    ("servers", "host", "port"),
+    [
+        ("broker-a:19092,broker-b:19094", "broker-a", 19092),
+        ("[::1]:29092", "[::1]", 29092),
+        (":39092", "localhost", 39092),
+    ],
+)
+def test_the_default_broker_takes_the_first_address(monkeypatch, servers, host, port):
+    settings = dataclasses.replace(load_settings(), bootstrap_servers=servers)
+    monkeypatch.setattr(kafka, "load_settings", lambda: settings)
+    broker = kafka.default_broker()
+    assert (broker.host, broker.port, broker.controller_port) == (host, port, port + 1)
 
 
 # --- ports and processes: real sockets and real processes ------------------------------------
@@ -111,7 +129,8 @@ def test_a_port_someone_listens_on_is_not_free():
 
 def test_a_free_port_is_free():
     port = kafka.free_port()
-    assert 0 < port < 65536 and kafka.port_is_free("127.0.0.1", port)
+    # The system's pick: an ephemeral port, never a privileged one (root could bind those).
+    assert 1024 <= port < 65536 and kafka.port_is_free("127.0.0.1", port)
 
 
 def test_a_process_command_is_read_back_or_none():

@@ -50,6 +50,10 @@ def test_the_secure_broker_adds_its_listeners_users_and_keystore(tmp_path):
         "PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL,SSL:SSL,"
         "CONTROLLER:PLAINTEXT"
     )
+    assert props["advertised.listeners"] == (
+        "PLAINTEXT://localhost:9100,SASL_PLAINTEXT://localhost:9102,"
+        "SASL_SSL://localhost:9104,SSL://localhost:9103"
+    )
     assert props["inter.broker.listener.name"] == "PLAINTEXT"
     assert props["sasl.enabled.mechanisms"] == "SCRAM-SHA-256,SCRAM-SHA-512,PLAIN"
     # The quote and the backslash escaped for JAAS's double-quoted value.

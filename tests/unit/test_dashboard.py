@@ -3,6 +3,7 @@ no data yet, database unavailable) and its command line."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from datetime import timedelta, timezone
@@ -10,8 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from consumer.database import DatabaseOutput
+from contract.tables import COUNTS_TABLE, PROGRESS_TABLE, REJECTED_TABLE
 from dashboard.__main__ import DEFAULT_DB_URL, build_parser
 from dashboard.app import (
+    STYLE,
     counts_table,
     create_app,
     health_cards,
@@ -149,6 +153,26 @@ def test_the_page_loads_the_basic_plotly_bundle_and_the_layout_has_the_data(tmp_
     assert "plotly-basic.min.js" in page
     layout = app.server.test_client().get("/_dash-layout").get_data(as_text=True)
     assert "Refreshes every 5 s." in layout and "2026-W48" in layout
+
+
+def test_the_page_is_titled_styled_served_locally_and_refreshes_its_content(tmp_path):
+    app = create_app(Database(written_database(tmp_path)), 2.5)
+    assert app.config.serve_locally is True and app.config.update_title is None
+    page = app.server.test_client().get("/").get_data(as_text=True)
+    assert "<title>Login pipeline</title>" in page
+    assert "<style>" + STYLE + "</style>" in page
+    head = page.split("</head>")[0]
+    assert head.index("<style>") > head.index("<link")  # after Dash's own stylesheets
+    layout = app.layout()
+    heading, note, tick, content = layout.children
+    assert heading.children == "Login pipeline: live counts"
+    assert (note.children, note.className) == ("Refreshes every 2.5 s.", "muted")
+    assert (tick.id, tick.interval) == ("tick", 2_500)
+    assert content.id == "content"
+    assert by_id(content.children, "logins-chart").figure.data
+    callback = next(iter(app.callback_map.values()))
+    assert callback["inputs"] == [{"id": "tick", "property": "n_intervals"}]
+    assert next(iter(app.callback_map)) == "content.children"
 
 
 def test_the_command_line_defaults_to_the_demo_database_on_this_machine_only():
@@ -387,6 +411,43 @@ def test_health_uses_the_last_ten_batches_and_a_zone_it_is_given():
     aware = progress(0, 0, 1, batch_time=T0.astimezone(timezone(timedelta(hours=2))))
     assert compute_health([aware], T0).last_batch_time == T0
     assert as_utc(T0.replace(tzinfo=None)) == T0
+
+
+def test_the_snapshot_sorts_periods_and_reasons_and_reads_the_last_ten_batches(tmp_path):
+    root = tmp_path / "checkpoint"
+    (root / "offsets").mkdir(parents=True)
+    (root / "sources" / "0").mkdir(parents=True)
+    (root / "sources" / "0" / "0").write_text('v1\n{"t":{"0":0}}')
+    url = f"sqlite:///{tmp_path / 'logins.db'}"
+    sink = DatabaseOutput(url, "t", "day", root)
+    for batch_id in range(12):
+        stamp = int(T0.timestamp() * 1000) + batch_id * 10_000
+        metadata = json.dumps({"batchWatermarkMs": 0, "batchTimestampMs": stamp})
+        offsets = f'{{"t":{{"0":{100 * (batch_id + 1)}}}}}'
+        (root / "offsets" / str(batch_id)).write_text(f"v1\n{metadata}\n{offsets}")
+        counts = [("2026-11-30", 10 + batch_id, 10 + batch_id, 0), ("2026-11-02", 5, 4, 1)]
+        sink.write(batch_id, counts, [("wrong_type", 1), ("empty_value", 3)], 1.0)
+    snapshot = Database(url).snapshot(T0 + timedelta(seconds=300))
+    assert snapshot.period_kind == "day"
+    assert [r.period for r in snapshot.counts] == ["2026-11-02", "2026-11-30"]
+    assert snapshot.counts[1].logins == 21
+    assert snapshot.rejected == [("empty_value", 3), ("wrong_type", 1)]
+    health = snapshot.health
+    assert (health.last_batch, health.last_batch_records) == (11, 100)
+    # Batches 2 to 11 (the last ten): 9 batches' records over the 90 s since batch 2.
+    assert health.input_per_s == 900 / 90
+
+
+def test_a_database_without_every_table_of_the_job_has_no_data_yet(tmp_path):
+    for missing in (COUNTS_TABLE, REJECTED_TABLE, PROGRESS_TABLE):
+        path = tmp_path / f"without-{missing}.db"
+        connection = sqlite3.connect(path)
+        for table in {COUNTS_TABLE, REJECTED_TABLE, PROGRESS_TABLE} - {missing}:
+            connection.execute(f"CREATE TABLE {table} (x INTEGER)")
+        connection.commit()
+        connection.close()
+        snapshot = Database(f"sqlite:///{path}").snapshot(T0)
+        assert snapshot == Snapshot("month", [], [], None), missing
 
 
 def test_sqlite_urls_that_are_already_uris_or_in_memory_are_kept():

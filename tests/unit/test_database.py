@@ -83,6 +83,31 @@ def test_the_progress_row_derives_rejected_and_repeats_from_the_totals():
     assert set(row) == {c.name for c in DB_TABLES[PROGRESS_TABLE]}
 
 
+@pytest.mark.parametrize(
+    ("read", "duration_s", "rate"),
+    [(100, 0.7, 142.9), (100, 0.5, 200.0), (100, 1.0, 100.0), (0, 2.0, None), (7, 0.0, None)],
+)
+def test_the_batch_rate_is_rounded_to_a_tenth_and_unknown_without_records_or_time(
+    read, duration_s, rate
+):
+    row = progress_row(
+        1, "t", "month", entry({"t": {"0": read}}), {}, Totals(0, 0), Totals(0, 0), duration_s,
+        datetime(2026, 1, 1, tzinfo=timezone.utc),
+    )  # fmt: skip
+    assert row["records_per_s"] == rate
+    assert row["duration_s"] == round(duration_s, 3)
+
+
+def test_the_duration_keeps_milliseconds_and_the_offsets_are_written_sorted():
+    row = progress_row(
+        1, "t", "month", entry({"t": {"1": 3, "0": 2}, "a": {"0": 1}}), {"t": {"0": 1}},
+        Totals(0, 0), Totals(0, 0), 1.23456, datetime(2026, 1, 1, tzinfo=timezone.utc),
+    )  # fmt: skip
+    assert row["duration_s"] == 1.235
+    assert row["end_offsets"] == '{"a": {"0": 1}, "t": {"0": 2, "1": 3}}'
+    assert row["records_read"] == 1 + 3 + 1  # a topic and a partition not in start: from 0
+
+
 def test_without_the_previous_row_the_per_batch_counts_are_unknown_not_guessed():
     row = progress_row(
         3, "t", "month", entry({"t": {"0": 5}}), None, Totals(5, 0), None, 0.0,

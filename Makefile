@@ -235,7 +235,7 @@ audit: $(STAMP) ## Check the pinned Python environment for known vulnerabilities
 MUTATION_JOBS ?= 2
 
 .PHONY: mutation
-mutation: $(STAMP) ## Mutation testing of the pure logic with mutmut (about 16 minutes); prints the score (docs/TESTING.md)
+mutation: $(STAMP) ## Mutation testing of the pure logic with mutmut (about an hour); prints the score (docs/TESTING.md)
 	rm -rf mutants
 	SECONDS=0; $(PY) -m mutmut run --max-children $(MUTATION_JOBS); echo "mutmut run took $${SECONDS} s"
 	$(PY) -m mutmut export-cicd-stats

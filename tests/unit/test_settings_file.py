@@ -71,3 +71,9 @@ def test_only_the_authority_is_changed_not_the_path_or_query():
         "postgresql+pg8000://job:p%2Fw@db:5432/logins/x?next=a://b/c@d"
     )
     assert url_with_password("postgresql://job@db", "pw") == "postgresql://job:pw@db"
+
+
+def test_an_at_sign_after_the_host_is_not_taken_for_the_user_part():
+    assert url_with_password("postgresql://job@db/a@b/logins", "pw") == (
+        "postgresql://job:pw@db/a@b/logins"
+    )

@@ -3,7 +3,6 @@ no data yet, database unavailable) and its command line."""
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import time
 from datetime import timedelta, timezone
@@ -11,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from consumer.database import DatabaseOutput
 from contract.tables import COUNTS_TABLE, PROGRESS_TABLE, REJECTED_TABLE
 from dashboard.__main__ import DEFAULT_DB_URL, build_parser
 from dashboard.app import (
@@ -35,7 +33,7 @@ from dashboard.data import (
     read_only_url,
 )
 from dashboard.lag import Lag, LagProbe, records_behind
-from tests.support.database import T0, written_database
+from tests.support.database import T0, write_job_batches, written_database
 
 
 def progress(batch_id: int, seconds: float, read: int | None, **extra: object) -> dict:
@@ -414,19 +412,19 @@ def test_health_uses_the_last_ten_batches_and_a_zone_it_is_given():
 
 
 def test_the_snapshot_sorts_periods_and_reasons_and_reads_the_last_ten_batches(tmp_path):
-    root = tmp_path / "checkpoint"
-    (root / "offsets").mkdir(parents=True)
-    (root / "sources" / "0").mkdir(parents=True)
-    (root / "sources" / "0" / "0").write_text('v1\n{"t":{"0":0}}')
-    url = f"sqlite:///{tmp_path / 'logins.db'}"
-    sink = DatabaseOutput(url, "t", "day", root)
-    for batch_id in range(12):
-        stamp = int(T0.timestamp() * 1000) + batch_id * 10_000
-        metadata = json.dumps({"batchWatermarkMs": 0, "batchTimestampMs": stamp})
-        offsets = f'{{"t":{{"0":{100 * (batch_id + 1)}}}}}'
-        (root / "offsets" / str(batch_id)).write_text(f"v1\n{metadata}\n{offsets}")
-        counts = [("2026-11-30", 10 + batch_id, 10 + batch_id, 0), ("2026-11-02", 5, 4, 1)]
-        sink.write(batch_id, counts, [("wrong_type", 1), ("empty_value", 3)], 1.0)
+    url = write_job_batches(
+        tmp_path,
+        "day",
+        (
+            (
+                100 * (batch_id + 1),
+                [("2026-11-30", 10 + batch_id, 10 + batch_id, 0), ("2026-11-02", 5, 4, 1)],
+                [("wrong_type", 1), ("empty_value", 3)],
+                1.0,
+            )
+            for batch_id in range(12)
+        ),
+    )
     snapshot = Database(url).snapshot(T0 + timedelta(seconds=300))
     assert snapshot.period_kind == "day"
     assert [r.period for r in snapshot.counts] == ["2026-11-02", "2026-11-30"]

@@ -264,7 +264,6 @@ def test_a_paced_run_sends_nothing_once_stopped_or_past_its_deadline():
 
 def test_a_stop_during_a_paced_wait_ends_the_run_at_once():
     stop = StopFlag()
-    publisher = ListPublisher()
 
     class StopAfterFirst(ListPublisher):
         def send(self, record) -> None:

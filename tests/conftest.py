@@ -47,21 +47,3 @@ def topic(kafka_broker: LocalKafka) -> str:
     name = f"test-{uuid.uuid4().hex[:10]}"
     create_topic(kafka_broker.bootstrap_servers, name)
     return name
-
-
-@pytest.fixture(scope="session")
-def spark() -> Iterator[object]:
-    """A local batch SparkSession for testing the job's pure DataFrame functions."""
-    from pyspark.sql import SparkSession
-
-    session = (
-        SparkSession.builder.master("local[1]")
-        .appName("unit-tests")
-        .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.sql.shuffle.partitions", "1")
-        .config("spark.ui.enabled", "false")
-        .getOrCreate()
-    )
-    session.sparkContext.setLogLevel("ERROR")
-    yield session
-    session.stop()

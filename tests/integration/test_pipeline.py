@@ -150,7 +150,7 @@ def test_daily_counts_in_another_zone_equal_an_independent_count(
     kafka_broker, filled_topic, tmp_path
 ):
     """--period and --timezone end to end, once: every period in every zone is checked
-    in-process (tests/unit/test_period_bucketing.py), weeks end to end by test_demo."""
+    in-process (tests/transforms/test_period_bucketing.py), weeks end to end by test_demo."""
     topic, events = filled_topic
     zone = "America/New_York"
     run = run_job(kafka_broker, topic, tmp_path, "--period", "day", "--timezone", zone)

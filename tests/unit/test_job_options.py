@@ -45,7 +45,7 @@ def test_environment_configures_the_container_and_flags_win():
 
 
 @pytest.mark.parametrize(
-    ("text", "spark"),
+    ("text", "interval"),
     [
         ("10s", "10 seconds"),
         ("1m", "1 minutes"),
@@ -53,8 +53,8 @@ def test_environment_configures_the_container_and_flags_win():
         ("500ms", "500 milliseconds"),
     ],
 )
-def test_trigger_intervals(text, spark):
-    assert parse_trigger(text) == spark
+def test_trigger_intervals(text, interval):
+    assert parse_trigger(text) == interval
 
 
 @pytest.mark.parametrize(

@@ -176,8 +176,12 @@ test: $(STAMP) lint tools venv-newest ## Lint, then every test: unit, integratio
 	  echo "make test: failed (other tests: exit $$status; Docker engine's tests: exit $$docker_status)" >&2; exit 1; fi
 
 .PHONY: test-unit
-test-unit: $(STAMP) ## Unit tests only: no broker, no spark-submit, no Docker (about a minute)
-	$(PY) -m pytest tests/unit -m "not integration"
+test-unit: $(STAMP) ## Unit tests: pure logic, nothing started (no broker, no Spark, no Docker), on every core
+	$(PY) -m pytest tests/unit -m "not integration" -n auto
+
+.PHONY: test-transforms
+test-transforms: $(STAMP) ## The job's DataFrame transforms on small DataFrames, in a local SparkSession (no broker)
+	$(PY) -m pytest tests/transforms
 
 .PHONY: test-dashboard
 test-dashboard: $(STAMP) ## The dashboard in headless Chromium (make docs-dashboard also records its page load)

@@ -177,6 +177,18 @@ def run_step(broker: LocalKafka, rate: int, seconds: int, client: str, folder: P
     )
 
 
+def spread(rates: list[float]) -> str:
+    """How far apart repeated runs' rates are, as a share of their median.
+
+    A loaded machine can leave a short step with nothing committed at all; that is said,
+    not divided by.
+    """
+    middle = statistics.median(rates)
+    if middle <= 0:
+        return "nothing committed in the median run"
+    return f"spread {(max(rates) - min(rates)) / middle:.0%}"
+
+
 def bench_sustained(broker: LocalKafka, sizes: Sizes, work: Path) -> list[Figure]:
     """The highest rate the live job keeps up with: its throughput when a rate overloads it.
 
@@ -211,9 +223,8 @@ def bench_sustained(broker: LocalKafka, sizes: Sizes, work: Path) -> list[Figure
         rates = [s.committed_rate for s in [overloaded, *again]]
         value = statistics.median(rates)
         detail = (f"median of {len(rates)} runs at {overloaded.rate:,}/s, which the job cannot "
-                  f"hold: committed {', '.join(f'{r:,.0f}' for r in rates)}/s (spread "
-                  f"{(max(rates) - min(rates)) / value:.0%}); highest rate held: {held:,}/s. "
-                  f"Steps: {detail}")  # fmt: skip
+                  f"hold: committed {', '.join(f'{r:,.0f}' for r in rates)}/s "
+                  f"({spread(rates)}); highest rate held: {held:,}/s. Steps: {detail}")  # fmt: skip
     elif steps and steps[-1].producer_short:
         detail = (f"the producer could not reach {steps[-1].rate:,}/s, so the highest rate "
                   f"held is a lower bound. Steps: {detail}")  # fmt: skip

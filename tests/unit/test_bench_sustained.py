@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.live import FLAT_SHARE, Step, slope
+from bench.live import FLAT_SHARE, Step, slope, spread
 from bench.spark_runs import console_total
 
 
@@ -24,6 +24,12 @@ def test_a_step_holds_while_the_lag_grows_by_at_most_its_share_of_the_rate():
     assert short.producer_short and not held.producer_short
     assert behind.describe() == "10,000/s: lag +1,200/s, committed 8,800/s (growing)"
     assert short.describe().endswith("(producer reached only 8,000/s)")
+
+
+def test_the_spread_of_repeated_runs_is_a_share_of_their_median_and_survives_zero():
+    assert spread([28_000.0, 30_000.0, 32_000.0]) == "spread 13%"
+    assert spread([0.0]) == "nothing committed in the median run"
+    assert spread([0.0, 0.0, 100.0]) == "nothing committed in the median run"
 
 
 def test_the_minimal_jobs_count_is_the_sum_of_its_last_table():

@@ -1,6 +1,6 @@
 """The job's pure DataFrame functions on small DataFrames, in one local SparkSession.
 
-Apart from tests/unit because starting the session is a JVM and ten seconds: unit tests start
+Apart from tests/unit because the session is a JVM of its own: unit tests start
 nothing (``make test-unit``), these start Spark but no broker and no job (``make test-transforms``).
 """
 
@@ -18,7 +18,7 @@ def spark() -> Iterator[object]:
 
     session = (
         SparkSession.builder.master("local[1]")
-        .appName("unit-tests")
+        .appName("transform-tests")
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.sql.shuffle.partitions", "1")
         .config("spark.ui.enabled", "false")

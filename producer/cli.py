@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from types import FrameType
+from typing import IO
 
 from producer.config import ProducerConfig, parse_config
 from producer.delivery import (
@@ -26,7 +27,7 @@ from producer.delivery import (
     ensure_topic,
 )
 from producer.delivery import log as delivery_log
-from producer.events import LoginEventGenerator, LoginRecord
+from producer.events import Burst, LoginEventGenerator, LoginRecord
 from producer.progress import Progress, make_progress
 
 log = logging.getLogger("producer")
@@ -123,6 +124,7 @@ def produce(config: ProducerConfig, publisher: Publisher, stop: StopFlag) -> Run
     if not config.backfill and config.duration_s is None:
         total = config.count
     progress = make_progress(config.progress, total, interval_s=config.progress_interval_s)
+    bursts = open_bursts_file(config, generator)
     started = time.monotonic()
     try:
         if config.backfill:
@@ -144,7 +146,28 @@ def produce(config: ProducerConfig, publisher: Publisher, stop: StopFlag) -> Run
     finally:
         publisher.flush(FLUSH_TIMEOUT_S)
         progress.close(publisher.stats)
+        if bursts is not None:
+            bursts.close()
     return RunResult(publisher.stats, time.monotonic() - started, stop.signal_name)
+
+
+def open_bursts_file(config: ProducerConfig, generator: LoginEventGenerator) -> IO[str] | None:
+    """With ``--bursts-file``, have ``generator`` append each burst to it as a JSON line.
+
+    Appended and flushed line by line, so a run that is stopped keeps the bursts it made,
+    and runs on one topic can share one file.
+    """
+    if config.bursts_file is None:
+        return None
+    config.bursts_file.parent.mkdir(parents=True, exist_ok=True)
+    out = config.bursts_file.open("a", encoding="utf-8")
+
+    def record(burst: Burst) -> None:
+        out.write(json.dumps(burst.as_json()) + "\n")
+        out.flush()
+
+    generator.on_burst = record
+    return out
 
 
 def summary_line(config: ProducerConfig, result: RunResult) -> str:

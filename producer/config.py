@@ -96,6 +96,7 @@ class ProducerConfig:
     progress: str = "auto"
     progress_interval_s: float = 5.0
     summary_json: Path | None = None
+    bursts_file: Path | None = None
 
     @property
     def backfill(self) -> bool:
@@ -223,6 +224,10 @@ FLAG_GROUPS: dict[str, tuple[Flag, ...]] = {
              "DURATION"),
         Flag("--summary-json", "PRODUCER_SUMMARY_JSON",
              "also write the final delivery summary as JSON to this file", None, Path, "FILE"),
+        Flag("--bursts-file", "PRODUCER_BURSTS_FILE",
+             "append one JSON line per credential-stuffing burst generated (address, first "
+             "and last event time, attempts, failed, accounts): the ground truth for the "
+             "alerts", None, Path, "FILE"),
     ),
 }  # fmt: skip
 
@@ -315,4 +320,5 @@ def parse_config(
         progress=args.progress,
         progress_interval_s=args.progress_interval,
         summary_json=args.summary_json,
+        bursts_file=args.bursts_file,
     )

@@ -12,7 +12,8 @@ import bisect
 import functools
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from itertools import accumulate
 from typing import Any, NamedTuple
 
@@ -52,6 +53,39 @@ class LoginRecord(NamedTuple):
     key: bytes
     value: bytes
     event_time_ms: int
+
+
+@dataclass
+class Burst:
+    """One credential-stuffing burst as generated: the ground truth a detector is measured
+    against. ``first_ms`` and ``last_ms`` are the event times of its first and last event
+    as stamped (in a live run the clock at the producer's pace, not the planned spacing)."""
+
+    address: str
+    first_ms: int = 0
+    last_ms: int = 0
+    attempts: int = 0
+    failed: int = 0
+    accounts: set[str] = field(default_factory=set)
+
+    def add(self, epoch_ms: int, user_id: str, success: bool) -> None:
+        if not self.attempts:
+            self.first_ms = epoch_ms
+        self.last_ms = epoch_ms
+        self.attempts += 1
+        self.failed += not success
+        self.accounts.add(user_id)
+
+    def as_json(self) -> dict[str, Any]:
+        """The record of ``--bursts-file``: one JSON object per line."""
+        return {
+            "address": self.address,
+            "first_event_time": format_timestamp(self.first_ms),
+            "last_event_time": format_timestamp(self.last_ms),
+            "attempts": self.attempts,
+            "failed": self.failed,
+            "accounts": len(self.accounts),
+        }
 
 
 DAY_MS = 86_400_000
@@ -129,6 +163,8 @@ class LoginEventGenerator:
         self.failure_rate = failure_rate
         self.attack_probability = attack_probability
         self.rng = random.Random(seed)
+        # Called with each burst once its last event is made (the producer's ground truth).
+        self.on_burst: Callable[[Burst], None] | None = None
 
     # -- public streams -------------------------------------------------------------------
 
@@ -157,11 +193,9 @@ class LoginEventGenerator:
         rng = self.rng
         attack: list[int] = []  # event times still due in the current burst
         attacker: tuple[str, str, str] = ("", "", "")
+        burst = Burst("")
         for t in times:
-            if attack:
-                yield self._attack_event(attack_time(attack.pop()), attacker)
-                continue
-            if rng.random() < self.attack_probability:
+            if not attack and rng.random() < self.attack_probability:
                 size = rng.randint(*ATTACK_SIZE)
                 stamp = t
                 planned = []
@@ -174,9 +208,20 @@ class LoginEventGenerator:
                     rng.choice(self._countries),
                     rng.choice(ATTACK_USER_AGENTS),
                 )
-                yield self._attack_event(attack_time(attack.pop()), attacker)
+                burst = Burst(attacker[0])
+            if attack:
+                record = self._attack_event(attack_time(attack.pop()), attacker, burst)
+                if not attack:
+                    self._report(burst)
+                yield record
                 continue
             yield self._login_event(t)
+        if attack:  # the stream ended inside a burst: the events made so far were sent
+            self._report(burst)
+
+    def _report(self, burst: Burst) -> None:
+        if self.on_burst is not None and burst.attempts:
+            self.on_burst(burst)
 
     def _login_event(self, epoch_ms: int) -> LoginRecord:
         rng = self.rng
@@ -209,7 +254,9 @@ class LoginEventGenerator:
             failure_reason=reason,
         )
 
-    def _attack_event(self, epoch_ms: int, attacker: tuple[str, str, str]) -> LoginRecord:
+    def _attack_event(
+        self, epoch_ms: int, attacker: tuple[str, str, str], burst: Burst
+    ) -> LoginRecord:
         rng = self.rng
         ip, country, user_agent = attacker
         if rng.random() < ATTACK_KNOWN_USER_SHARE:
@@ -219,6 +266,7 @@ class LoginEventGenerator:
         else:
             user_id = rng.choice(self._unknown_user_ids)
             success, reason = False, "unknown_user"
+        burst.add(epoch_ms, user_id, success)
         browser = "Chrome" if user_agent.startswith("Mozilla") else "Other"
         return self._record(
             user_id=user_id,

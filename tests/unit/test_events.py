@@ -271,3 +271,45 @@ def test_the_default_seed_is_0_and_rates_are_checked_at_both_ends():
             LoginEventGenerator(users=5, failure_rate=rate)
         with pytest.raises(ValueError, match=r"^attack_probability must be between 0 and 1$"):
             LoginEventGenerator(users=5, attack_probability=rate)
+
+
+def bursts_in(values: list[dict], attack_ips: set[str]) -> list[dict]:
+    """The bursts of an event sequence, found from the events alone: runs of consecutive
+    events from one attack address (a burst takes the place of the events after it)."""
+    runs: list[list[dict]] = []
+    for i, event in enumerate(values):
+        if event["ip_address"] not in attack_ips:
+            continue
+        if (
+            i
+            and runs
+            and runs[-1][-1] is values[i - 1]
+            and values[i - 1]["ip_address"] == event["ip_address"]
+        ):
+            runs[-1].append(event)
+        else:
+            runs.append([event])
+    return [
+        {
+            "address": run[0]["ip_address"],
+            "first_event_time": run[0]["timestamp"],
+            "last_event_time": run[-1]["timestamp"],
+            "attempts": len(run),
+            "failed": sum(not e["success"] for e in run),
+            "accounts": len({e["user_id"] for e in run}),
+        }
+        for run in runs
+    ]
+
+
+@pytest.mark.parametrize("count", [30_000, 30_070])
+def test_every_burst_is_reported_once_as_its_events_show_it(count):
+    """Also a burst at the very end of the backfill (30,000 events end on a burst's event with
+    this seed): a burst cut short by the end is told with the events it has."""
+    generator = LoginEventGenerator(seed=3, users=300, attack_probability=0.002)
+    reported: list[dict] = []
+    generator.on_burst = lambda burst: reported.append(burst.as_json())
+    values = [json.loads(r.value) for r in generator.backfill(START, END, count)]
+    assert len(reported) >= 20
+    assert reported == bursts_in(values, set(generator._attack_ips))
+    assert all(1 <= b["attempts"] <= 150 and b["failed"] <= b["attempts"] for b in reported)

@@ -388,3 +388,24 @@ def test_install_handles_both_signals():
         for sig, handler in saved.items():
             signal.signal(sig, handler)
     assert not stop.event.is_set() and stop.signal_name is None
+
+
+def test_the_bursts_file_gets_one_line_per_burst_sent_and_is_appended_to(tmp_path):
+    truth = tmp_path / "truth" / "bursts.jsonl"
+    run = config(start_ms=START_MS, end_ms=END_MS, count=5_000, seed=4, users=50,
+                 attack_probability=0.003, bursts_file=truth)  # fmt: skip
+    publisher = ListPublisher()
+    cli.produce(run, publisher, StopFlag())
+    lines = [json.loads(line) for line in truth.read_text().splitlines()]
+    # Independently: the sent events from each burst's address between its first and last.
+    events = [json.loads(r.value) for r in publisher.records]
+    assert len(lines) >= 5
+    for burst in lines:
+        first, last, address = burst["first_event_time"], burst["last_event_time"], burst["address"]
+        sent = [e for e in events if e["ip_address"] == address and first <= e["timestamp"] <= last]
+        assert len(sent) == burst["attempts"] >= 1
+        assert sum(not e["success"] for e in sent) == burst["failed"]
+        assert len({e["user_id"] for e in sent}) == burst["accounts"]
+    cli.produce(run, ListPublisher(), StopFlag())  # a second run appends its own
+    both = truth.read_text().splitlines()
+    assert both[len(lines) :] == both[: len(lines)]

@@ -24,6 +24,8 @@ EVENT_SCHEMA = T.StructType(
         T.StructField("timestamp", T.StringType()),
         T.StructField("success", T.BooleanType()),
         T.StructField("schema_version", T.IntegerType()),
+        # The source address: only the alerts read it (not checked: it is not counted).
+        T.StructField("ip_address", T.StringType()),
         # Filled by from_json when a field has the wrong JSON type, or the text is not JSON.
         T.StructField("_corrupt_record", T.StringType()),
     ]
@@ -61,7 +63,7 @@ def classify_records(
 
     Input: Kafka records with at least ``value`` (binary) and ``kafka_timestamp``; their
     columns are kept (the quarantine needs ``topic``, ``partition``, ``offset``). Output
-    adds ``event_id``, ``user_id``, ``event_time`` (timestamp), ``success`` and
+    adds ``event_id``, ``user_id``, ``event_time`` (timestamp), ``success``, ``ip_address`` and
     ``rejected_reason`` (null for a valid event). Nothing is dropped here: the caller
     decides what to count and what to quarantine; one that filters on the result passes
     ``for_filtering=True`` (see :func:`parse_events`).
@@ -120,6 +122,7 @@ def classify_records(
         e["user_id"].alias("user_id"),
         event_time,
         e["success"].alias("success"),
+        e["ip_address"].alias("ip_address"),
         reason.alias("rejected_reason"),
     )
 

@@ -1,0 +1,53 @@
+"""Credential-stuffing alerts as every part sees them: the rule's defaults, the topic, and
+the fields of an alert record (Kafka value, database row, the producer's ground truth).
+
+An alert is one source address with many failed logins, against many accounts, in one
+sliding window of event time. It is identified by its address and window, so writing it
+twice (a replay after a crash) writes the same alert.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DEFAULT_ALERTS_TOPIC = "login-alerts"
+
+ALERT_FIELDS = (
+    "address",
+    "window_start",
+    "window_end",
+    "failed",
+    "accounts",
+    "first_event_time",
+    "last_event_time",
+    "detected_at",
+)
+"""The fields of an alert, in this order: in the Kafka record's JSON value and the table."""
+
+
+@dataclass(frozen=True)
+class AlertRule:
+    """When a window of one address's failed logins is an alert.
+
+    A simulated burst is 20 to 150 attempts 50 to 1,500 ms apart (``producer/events.py``),
+    one in a hundred of them a success: 20 attempts span at most 28.5 s, so a 60 s window
+    sliding by 10 s holds all of a short burst in at least one window, and 15 failures
+    leave room for its successes. Ordinary users fail a few percent of their logins from
+    their own few addresses, so the distinct accounts keep a busy user's address from
+    alerting however high the rate.
+    """
+
+    window_s: int = 60
+    slide_s: int = 10
+    min_failed: int = 15
+    min_accounts: int = 10
+    # How late an event may arrive (by event time) and still count in its window.
+    watermark_s: int = 30
+
+    def __post_init__(self) -> None:
+        if not 0 < self.slide_s <= self.window_s or self.window_s % self.slide_s:
+            raise ValueError(
+                f"the slide ({self.slide_s} s) must divide the window ({self.window_s} s)"
+            )
+        if self.min_failed < 1 or self.min_accounts < 1 or self.watermark_s < 0:
+            raise ValueError("the thresholds must be at least 1 and the watermark not negative")

@@ -1,0 +1,106 @@
+"""The credential-stuffing detector's transforms (consumer/alerts.py) on batch DataFrames.
+
+Expectations are counted here from the events the tests make, window by window, not
+taken from the detector."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+
+from consumer.alerts import alert_windows, failed_logins
+from consumer.transform import classify_records
+from contract.alerts import AlertRule
+
+T0 = datetime(2024, 5, 1, 12, 0, 3, tzinfo=timezone.utc)
+KAFKA_TIME = datetime(2024, 6, 1, tzinfo=timezone.utc)
+RULE = AlertRule()
+
+
+def login(at: datetime, user: str, address: str, success: bool = False, **extra) -> bytes:
+    body = {"event_id": f"{address}-{user}-{at.isoformat()}", "user_id": user,
+            "timestamp": at.isoformat().replace("+00:00", "Z"), "success": success,
+            "ip_address": address, "schema_version": 1, **extra}  # fmt: skip
+    return json.dumps(body).encode()
+
+
+def detect(spark, values: list[bytes], rule: AlertRule = RULE) -> list[tuple]:
+    rows = [(v, KAFKA_TIME, 0, i) for i, v in enumerate(values)]
+    frame = spark.createDataFrame(
+        rows, "value binary, kafka_timestamp timestamp, partition int, offset long"
+    )
+    found = alert_windows(failed_logins(classify_records(frame)), rule).collect()
+    return sorted((r.address, r.window_start.replace(tzinfo=timezone.utc), r.failed, r.accounts)
+                  for r in found)  # fmt: skip
+
+
+def expected(events: list[tuple[datetime, str, str, bool]], rule: AlertRule = RULE) -> list:
+    """(address, window start, failed, accounts) of every window crossing ``rule``."""
+    out = []
+    epoch = datetime(1970, 1, 1, tzinfo=timezone.utc)
+    for address in {a for _, _, a, _ in events}:
+        failed = [(t, u) for t, u, a, ok in events if a == address and not ok]
+        starts = set()
+        for t, _ in failed:  # every window that holds t
+            first = (t - epoch) // timedelta(seconds=rule.slide_s) * rule.slide_s
+            for k in range(rule.window_s // rule.slide_s):
+                starts.add(epoch + timedelta(seconds=first - k * rule.slide_s))
+        for start in starts:
+            inside = [u for t, u in failed if start <= t < start + timedelta(seconds=rule.window_s)]
+            if len(inside) >= rule.min_failed and len(set(inside)) >= rule.min_accounts:
+                out.append((address, start, len(inside), len(set(inside))))
+    return sorted(out)
+
+
+def test_a_burst_raises_exactly_the_windows_it_fills(spark):
+    burst = [(T0 + timedelta(milliseconds=700 * i), f"user{i}", "203.0.113.9", False)
+             for i in range(25)]  # fmt: skip
+    alerts = detect(spark, [login(*e) for e in burst])
+    assert alerts == expected(burst)
+    # 25 failures over 16.8 s: the windows that hold at least 15 of them.
+    assert len(alerts) >= 1 and all(a[0] == "203.0.113.9" for a in alerts)
+    assert max(a[2] for a in alerts) == 25
+
+
+def test_one_account_failing_many_times_is_not_credential_stuffing(spark):
+    retries = [(T0 + timedelta(seconds=i), "ana", "198.51.100.7", False) for i in range(40)]
+    assert detect(spark, [login(*e) for e in retries]) == []
+    assert expected(retries) == []
+
+
+def test_successes_and_rejected_records_never_count(spark):
+    address = "203.0.113.10"
+    events = [(T0 + timedelta(seconds=i), f"u{i}", address, False) for i in range(14)]
+    values = [login(*e) for e in events]
+    values += [login(T0 + timedelta(seconds=20), "u20", address, True)]  # a success
+    values += [login(T0 + timedelta(seconds=21), "u21", address, schema_version=2)]  # rejected
+    values += [login(T0 + timedelta(seconds=22), "u22", address, success="no")]  # rejected
+    assert detect(spark, values) == []  # 14 failures counted: one short of the rule
+    one_more = (T0 + timedelta(seconds=23), "u23", address, False)
+    assert detect(spark, [*values, login(*one_more)]) == expected([*events, one_more]) != []
+
+
+def test_generated_traffic_alerts_exactly_on_its_bursts(spark):
+    """The producer's own traffic, bursts and all: every burst of at least 20 attempts has
+    an alert from its address while it lasts, and no alert is outside a burst."""
+    from producer.events import LoginEventGenerator
+    from tests.support.truth import to_epoch_ms
+
+    generator = LoginEventGenerator(seed=21, users=200, attack_probability=0.001)
+    truth: list = []
+    generator.on_burst = lambda burst: truth.append(burst.as_json())
+    start = to_epoch_ms(T0)
+    values = [r.value for r in generator.backfill(start, start + 3_600_000, 40_000)]
+    alerts = detect(spark, values)
+    parse = datetime.fromisoformat
+    bursts = [(b["address"], parse(b["first_event_time"]), parse(b["last_event_time"]))
+              for b in truth if b["attempts"] >= 20]  # fmt: skip
+    assert len(bursts) >= 20
+    window = timedelta(seconds=RULE.window_s)
+
+    def overlaps(alert, burst) -> bool:
+        return alert[0] == burst[0] and alert[1] <= burst[2] and burst[1] < alert[1] + window
+
+    missed = [b for b in bursts if not any(overlaps(a, b) for a in alerts)]
+    false = [a for a in alerts if not any(overlaps(a, b) for b in bursts)]
+    assert (missed, false) == ([], [])

@@ -118,6 +118,8 @@ BAD_RECORDS = {
     "wrong_type": [
         event("2024-01-01T00:00:00Z", success="yes"),
         event("2024-01-01T00:00:00Z", schema_version="1"),
+        # A repeated key of the wrong type: from_json keeps the first value, and still says.
+        event("2024-01-01T00:00:00Z")[:-1] + b', "success": "yes"}',
     ],
     "missing_event_id": [
         json.dumps({"user_id": "a", "timestamp": "2024-01-01T00:00:00Z", "success": True}).encode(),

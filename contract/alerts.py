@@ -1,28 +1,12 @@
-"""Credential-stuffing alerts as every part sees them: the rule's defaults, the topic, and
-the fields of an alert record (Kafka value, database row, the producer's ground truth).
+"""Credential-stuffing alerts as every part sees them: the rule that makes one.
 
 An alert is one source address with many failed logins, against many accounts, in one
-sliding window of event time. It is identified by its address and window, so writing it
-twice (a replay after a crash) writes the same alert.
+sliding window of event time; the address and the window identify it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-DEFAULT_ALERTS_TOPIC = "login-alerts"
-
-ALERT_FIELDS = (
-    "address",
-    "window_start",
-    "window_end",
-    "failed",
-    "accounts",
-    "first_event_time",
-    "last_event_time",
-    "detected_at",
-)
-"""The fields of an alert, in this order: in the Kafka record's JSON value and the table."""
 
 
 @dataclass(frozen=True)

@@ -220,7 +220,7 @@ class LoginEventGenerator:
             self._report(burst)
 
     def _report(self, burst: Burst) -> None:
-        if self.on_burst is not None and burst.attempts:
+        if self.on_burst is not None:
             self.on_burst(burst)
 
     def _login_event(self, epoch_ms: int) -> LoginRecord:

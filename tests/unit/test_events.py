@@ -281,8 +281,7 @@ def bursts_in(values: list[dict], attack_ips: set[str]) -> list[dict]:
         if event["ip_address"] not in attack_ips:
             continue
         if (
-            i
-            and runs
+            runs
             and runs[-1][-1] is values[i - 1]
             and values[i - 1]["ip_address"] == event["ip_address"]
         ):

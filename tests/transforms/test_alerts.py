@@ -5,31 +5,26 @@ taken from the detector."""
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timedelta, timezone
 
 from consumer.alerts import alert_windows, failed_logins
 from consumer.transform import classify_records
 from contract.alerts import AlertRule
+from tests.transforms.test_classify_and_dedupe import event, records_frame
 
 T0 = datetime(2024, 5, 1, 12, 0, 3, tzinfo=timezone.utc)
-KAFKA_TIME = datetime(2024, 6, 1, tzinfo=timezone.utc)
 RULE = AlertRule()
 
 
 def login(at: datetime, user: str, address: str, success: bool = False, **extra) -> bytes:
-    body = {"event_id": f"{address}-{user}-{at.isoformat()}", "user_id": user,
-            "timestamp": at.isoformat().replace("+00:00", "Z"), "success": success,
-            "ip_address": address, "schema_version": 1, **extra}  # fmt: skip
-    return json.dumps(body).encode()
+    stamp = at.isoformat().replace("+00:00", "Z")
+    return event(stamp, success, event_id=f"{address}-{user}-{stamp}", user_id=user,
+                 ip_address=address, **extra)  # fmt: skip
 
 
 def detect(spark, values: list[bytes], rule: AlertRule = RULE) -> list[tuple]:
-    rows = [(v, KAFKA_TIME, 0, i) for i, v in enumerate(values)]
-    frame = spark.createDataFrame(
-        rows, "value binary, kafka_timestamp timestamp, partition int, offset long"
-    )
-    found = alert_windows(failed_logins(classify_records(frame)), rule).collect()
+    classified = classify_records(records_frame(spark, values))
+    found = alert_windows(failed_logins(classified), rule).collect()
     return sorted((r.address, r.window_start.replace(tzinfo=timezone.utc), r.failed, r.accounts)
                   for r in found)  # fmt: skip
 

@@ -44,16 +44,7 @@ def check_kafka(spark: SparkSession, options: JobOptions) -> TopicFacts:
     puts on the driver's classpath. Returns the topic's partition count, its id and the
     earliest offset of each partition (above 0 where retention deleted records).
     """
-    jvm = spark.sparkContext._jvm  # py4j gateway: how PySpark code reaches JVM classes
-    assert jvm is not None
-    props = jvm.java.util.Properties()
-    for key, value in options.kafka_properties().items():
-        props.setProperty(key, value)
-    timeout_ms = str(options.connect_timeout_s * 1000)
-    props.setProperty("request.timeout.ms", timeout_ms)
-    props.setProperty("default.api.timeout.ms", timeout_ms)
-    seconds = jvm.java.util.concurrent.TimeUnit.SECONDS
-    wait_s = options.connect_timeout_s + 5
+    jvm, props, seconds, wait_s = _admin_settings(spark, options)
     admin = None
     try:
         admin = jvm.org.apache.kafka.clients.admin.Admin.create(props)
@@ -83,6 +74,48 @@ def check_kafka(spark: SparkSession, options: JobOptions) -> TopicFacts:
     finally:
         if admin is not None:
             admin.close()
+
+
+def _admin_settings(spark: SparkSession, options: JobOptions) -> tuple[Any, Any, Any, int]:
+    """The JVM, an admin client's properties (timeouts from ``--connect-timeout``), the
+    unit of the waits and how long to wait for an answer."""
+    jvm = spark.sparkContext._jvm  # py4j gateway: how PySpark code reaches JVM classes
+    assert jvm is not None
+    props = jvm.java.util.Properties()
+    for key, value in options.kafka_properties().items():
+        props.setProperty(key, value)
+    timeout_ms = str(options.connect_timeout_s * 1000)
+    props.setProperty("request.timeout.ms", timeout_ms)
+    props.setProperty("default.api.timeout.ms", timeout_ms)
+    return jvm, props, jvm.java.util.concurrent.TimeUnit.SECONDS, options.connect_timeout_s + 5
+
+
+def ensure_topic(spark: SparkSession, options: JobOptions, name: str) -> None:
+    """Create topic ``name`` (the broker's default partitions and replicas) unless it exists.
+
+    The brokers here do not create topics on first use, and Spark's Kafka writer would
+    wait for the missing topic's metadata instead of saying so.
+    """
+    jvm, props, seconds, wait_s = _admin_settings(spark, options)
+    admin = jvm.org.apache.kafka.clients.admin.Admin.create(props)
+    try:
+        if admin.listTopics().names().get(wait_s, seconds).contains(name):
+            return
+        empty = jvm.java.util.Optional.empty()
+        new_topic = jvm.org.apache.kafka.clients.admin.NewTopic(name, empty, empty)
+        try:
+            admin.createTopics(jvm.java.util.List.of(new_topic)).all().get(wait_s, seconds)
+        except Exception as exc:  # py4j wraps Java exceptions; classify by their text
+            if "TopicExistsException" not in str(exc):  # another job created it meanwhile
+                raise JobError(
+                    f"cannot create the alerts topic {name!r} on {options.bootstrap_servers} "
+                    f"({str(exc).splitlines()[0][:200]}); create it, or pass another "
+                    "--alerts-topic.",
+                    EXIT_KAFKA,
+                ) from None
+        print(f"Created the alerts topic {name!r}.", flush=True)
+    finally:
+        admin.close()
 
 
 def missing_topic(options: JobOptions, names: list[str]) -> JobError:

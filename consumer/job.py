@@ -19,6 +19,8 @@ from pyspark.errors import PySparkException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming import DataStreamWriter, StreamingQuery, StreamingQueryListener
 
+from consumer.alert_sink import AlertOutput
+from consumer.alerts import alert_windows, failed_logins
 from consumer.checkpoint_log import batch_ids, check_clock_at_start
 from consumer.errors import EXIT_CHECKPOINT, JobError
 from consumer.guards import (
@@ -26,6 +28,7 @@ from consumer.guards import (
     check_checkpoint,
     check_kafka,
     check_topic_id,
+    ensure_topic,
     explain_failure,
     last_committed_batch,
     lock_checkpoint,
@@ -33,6 +36,8 @@ from consumer.guards import (
     retention_note,
 )
 from consumer.options import (
+    ALERTS_CHECKPOINT,
+    ALERTS_QUERY,
     APP_NAME,
     QUERY_CHECKPOINT,
     JobOptions,
@@ -81,6 +86,9 @@ class BatchReporter(StreamingQueryListener):
 
     def onQueryProgress(self, event: Any) -> None:  # noqa: N802
         progress = event.progress
+        if progress.name == ALERTS_QUERY:
+            report_late_rows(progress)
+            return
         if progress.name != APP_NAME:
             return
         found = self.output.rejected_in_batch.get(progress.batchId) if self.output else None
@@ -108,6 +116,23 @@ class BatchReporter(StreamingQueryListener):
 
     def onQueryTerminated(self, event: Any) -> None:  # noqa: N802
         pass
+
+
+def report_late_rows(progress: Any) -> None:
+    """A line when the detector's watermark dropped failed logins as late: they arrived
+    too late (by event time) for any window still open, so no alert can include them.
+
+    Spark counts what it dropped after a first aggregation within each input partition:
+    one row per (address, window) that late failed logins of a partition would have
+    updated, not one per login.
+    """
+    late = sum(op.numRowsDroppedByWatermark for op in progress.stateOperators)
+    if late:
+        print(
+            f"[{ALERTS_QUERY}] batch {progress.batchId}: late failed logins left out: "
+            f"{late:,} (address, window) rows older than the alert watermark",
+            flush=True,
+        )
 
 
 def build_spark(options: JobOptions) -> SparkSession:
@@ -214,6 +239,33 @@ def counting_query(
     return writer, output
 
 
+def alerts_query(
+    spark: SparkSession, options: JobOptions, records: DataFrame
+) -> tuple[DataStreamWriter, AlertOutput]:
+    """The detector, a second query on the same records: classify, keep the failed logins,
+    window them per address, write the windows that cross the rule (consumer/alert_sink.py).
+
+    Update mode, so a window alerts in the batch where it crosses the rule, not after the
+    watermark has passed its end (a minute and a half later). Its own checkpoint folder, so
+    the counting query's state and progress are the same with or without it.
+    """
+    assert options.alerts_topic is not None
+    windows = alert_windows(
+        failed_logins(classify_records(records, options.max_future_seconds)),
+        options.alert_rule,
+    )
+    output = AlertOutput(options, spark, options.alerts_topic)
+    writer = (
+        windows.writeStream.queryName(ALERTS_QUERY)
+        .outputMode("update")
+        .option("checkpointLocation", f"{options.checkpoint_dir}/{ALERTS_CHECKPOINT}")
+        .foreachBatch(output)
+    )
+    if options.trigger == "available-now":
+        return writer.trigger(availableNow=True), output
+    return writer.trigger(processingTime=options.trigger), output
+
+
 def wait_for_report(reporter: BatchReporter, query: StreamingQuery, timeout_s: float = 5) -> None:
     """Let the listener print the last batch's line before the run's summary line."""
     last = (query.lastProgress or {}).get("batchId", -1)
@@ -257,13 +309,21 @@ class StopRequest:
         )
 
 
-def await_query(query: StreamingQuery, stop: StopRequest, poll_s: float = 0.5) -> bool:
-    """Wait until the query ends; True if it was stopped because a stop was requested."""
-    while not query.awaitTermination(poll_s):
+def await_queries(
+    queries: Sequence[StreamingQuery], stop: StopRequest, poll_s: float = 0.5
+) -> bool:
+    """Wait until every query ended, or one failed; True if they were stopped because a
+    stop was requested. The caller reads a failure from ``exception()`` (or from what
+    ``awaitTermination`` raised) and stops the others."""
+    while True:
+        active = [q for q in queries if q.isActive]
+        if not active or any(q.exception() is not None for q in queries if not q.isActive):
+            return False
         if stop.requested.is_set():
-            query.stop()
+            for query in active:
+                query.stop()
             return True
-    return False
+        active[0].awaitTermination(poll_s)
 
 
 def print_stopped(options: JobOptions) -> None:
@@ -283,12 +343,16 @@ def run(spark: SparkSession, options: JobOptions, stop: StopRequest) -> None:
     # backlog), on the same thread, and before the query starts (Spark reads it then).
     def check_and_choose_store() -> tuple[TopicFacts, str]:
         topic = check_kafka(spark, options)
+        if options.alerts_topic:
+            ensure_topic(spark, options, options.alerts_topic)
         return topic, configure_state_store(spark, options)
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="check-kafka") as pool:
         kafka_checked = pool.submit(check_and_choose_store)
         try:
-            writer, output = counting_query(spark, options, read_kafka(spark, options))
+            records = read_kafka(spark, options)
+            writer, output = counting_query(spark, options, records)
+            detector = alerts_query(spark, options, records) if options.alerts_topic else None
         finally:
             topic, store = kafka_checked.result()  # raises the check's JobError first
     check_topic_id(options, topic.topic_id)
@@ -311,6 +375,9 @@ def run(spark: SparkSession, options: JobOptions, stop: StopRequest) -> None:
     spark.streams.addListener(reporter)
     started = time.monotonic()
     query = writer.start()
+    queries = [query]
+    if detector is not None:
+        queries.append(detector[0].start())
     if options.trigger == "available-now":
         print(f"Counting the records on {options.topic!r} up to now, then stopping.", flush=True)
     else:
@@ -319,20 +386,24 @@ def run(spark: SparkSession, options: JobOptions, stop: StopRequest) -> None:
             "Ctrl-C stops between batches (a rerun resumes).",
             flush=True,
         )
+    outputs = [output, *([detector[1]] if detector else [])]
     try:
-        stopped = await_query(query, stop)
+        stopped = await_queries(queries, stop)
         drained_s = time.monotonic() - started
     except PySparkException as exc:
-        raise output.failure or explain_failure(failure_text(exc), options) from None
+        known = next((o.failure for o in outputs if o.failure is not None), None)
+        raise known or explain_failure(failure_text(exc), options) from None
     finally:
-        if query.isActive:
-            query.stop()
+        for running in queries:
+            if running.isActive:
+                running.stop()
     if stopped:
         wait_for_report(reporter, query)
         print_stopped(options)
         return
-    if query.exception() is not None:
-        raise output.failure or explain_failure(failure_text(query.exception()), options)
+    for ended, sink in zip(queries, outputs, strict=True):
+        if ended.exception() is not None:
+            raise sink.failure or explain_failure(failure_text(ended.exception()), options)
     if options.trigger == "available-now":
         if output.batches_written == 0:
             print_previous_result(options)

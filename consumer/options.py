@@ -10,10 +10,11 @@ import argparse
 import os
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from consumer.state_store import AUTO, STORES
+from contract.alerts import DEFAULT_ALERTS_TOPIC, AlertRule
 from contract.flags import (
     Flag,
     FlagError,
@@ -51,6 +52,10 @@ DEFAULT_CHECKPOINT_DIR = ".local/checkpoints/monthly_logins"
 # The streaming query's own folder in the checkpoint (offsets, commits, state); the name
 # stays "monthly" whatever the period, so checkpoints from before --period still resume.
 QUERY_CHECKPOINT = "monthly"
+# The credential-stuffing detector's query (--alerts-topic): its name and checkpoint folder.
+ALERTS_QUERY = "login_alerts"
+ALERTS_CHECKPOINT = "alerts"
+ALERTS_OFF = "off"
 
 
 @dataclass(frozen=True)
@@ -74,6 +79,8 @@ class JobOptions:
     kafka_retry_timeout_s: int = 60  # how long a running job waits for Kafka to come back
     db_retry_timeout_s: int = 60  # how long a batch's database write is retried
     state_store: str = AUTO  # auto, memory or rocksdb (consumer/state_store.py)
+    alerts_topic: str | None = None  # where the detector publishes; None: no detector
+    alert_rule: AlertRule = field(default_factory=AlertRule)
 
     def kafka_properties(self) -> dict[str, str]:
         return {"bootstrap.servers": self.bootstrap_servers, **self.security.java_properties()}
@@ -262,6 +269,23 @@ JOB_FLAGS = (
          "how long a batch's database write is retried while the database is "
          "unavailable before the job stops (exit 3; a rerun resumes) (default: %(default)s)",
          60, non_negative_int, "SECONDS"),
+    Flag("--alerts-topic", "CONSUMER_ALERTS_TOPIC",
+         "also detect credential stuffing and publish each alert to this topic (created "
+         f"if missing; {DEFAULT_ALERTS_TOPIC} is the usual name), the database's alerts "
+         "table and the console; needs the database; off for none (default: %(default)s)",
+         ALERTS_OFF, metavar="TOPIC"),
+    Flag("--alert-window", "CONSUMER_ALERT_WINDOW",
+         "length of the sliding event-time windows, a multiple of 10 s "
+         "(default: %(default)s)", AlertRule.window_s, positive(int), "SECONDS"),
+    Flag("--alert-min-failed", "CONSUMER_ALERT_MIN_FAILED",
+         "failed logins from one address in one window that make an alert "
+         "(default: %(default)s)", AlertRule.min_failed, positive(int), "N"),
+    Flag("--alert-min-accounts", "CONSUMER_ALERT_MIN_ACCOUNTS",
+         "distinct accounts among them (default: %(default)s)", AlertRule.min_accounts,
+         positive(int), "N"),
+    Flag("--alert-watermark", "CONSUMER_ALERT_WATERMARK",
+         "how late (event time) a failed login may arrive and still count "
+         "(default: %(default)s)", AlertRule.watermark_s, non_negative_int, "SECONDS"),
     *SECURITY_FLAGS,
 )  # fmt: skip
 
@@ -305,6 +329,22 @@ def parse_options(argv: Sequence[str] | None, env: Mapping[str, str]) -> JobOpti
             db_url = url_with_password(db_url, db_password)
         except ValueError as exc:
             parser.error(f"{DB_PASSWORD_ENV} is set, but {exc}")
+    try:
+        rule = AlertRule(
+            window_s=args.alert_window,
+            slide_s=min(AlertRule.slide_s, args.alert_window),
+            min_failed=args.alert_min_failed,
+            min_accounts=args.alert_min_accounts,
+            watermark_s=args.alert_watermark,
+        )
+    except ValueError as exc:
+        parser.error(f"--alert-window: {exc}")
+    alerts_topic = None if args.alerts_topic == ALERTS_OFF else args.alerts_topic
+    if alerts_topic and (not db_url or db_url == DB_OFF):
+        parser.error(
+            "--alerts-topic needs the database (its alerts table is what keeps an alert "
+            "from being published twice): give --output-dir or --db-url"
+        )
     return JobOptions(
         bootstrap_servers=args.bootstrap_servers,
         topic=args.topic,
@@ -327,4 +367,6 @@ def parse_options(argv: Sequence[str] | None, env: Mapping[str, str]) -> JobOpti
         kafka_retry_timeout_s=args.kafka_retry_timeout,
         db_retry_timeout_s=args.db_retry_timeout,
         state_store=args.state_store,
+        alerts_topic=alerts_topic,
+        alert_rule=rule,
     )

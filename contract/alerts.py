@@ -6,7 +6,10 @@ sliding window of event time; the address and the window identify it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -35,3 +38,35 @@ class AlertRule:
             )
         if self.min_failed < 1 or self.min_accounts < 1 or self.watermark_s < 0:
             raise ValueError("the thresholds must be at least 1 and the watermark not negative")
+
+
+# Where the job publishes alerts unless told otherwise (``--alerts-topic``).
+DEFAULT_ALERTS_TOPIC = "login-alerts"
+# The fields of an alert's JSON record on that topic (keyed by ``address``), in order.
+ALERT_FIELDS = (
+    "address",
+    "window_start",
+    "window_end",
+    "failed",
+    "accounts",
+    "first_event_time",
+    "last_event_time",
+    "detected_at",
+)
+
+
+def utc_text(moment: datetime) -> str:
+    """An instant as the events write theirs: UTC, milliseconds, ``Z``."""
+    if moment.tzinfo is None:
+        raise ValueError(f"{moment!r} has no time zone")
+    stamp = moment.astimezone(timezone.utc).isoformat(timespec="milliseconds")
+    return stamp.replace("+00:00", "Z")
+
+
+def alert_record(alert: Mapping[str, Any]) -> dict[str, Any]:
+    """The JSON object published for ``alert`` (a row of the alerts table): its
+    :data:`ALERT_FIELDS`, times as :func:`utc_text`."""
+    return {
+        name: utc_text(alert[name]) if isinstance(alert[name], datetime) else alert[name]
+        for name in ALERT_FIELDS
+    }

@@ -83,6 +83,7 @@ DEFAULT_DB_NAME = "logins.db"
 COUNTS_TABLE = "login_counts"
 REJECTED_TABLE = "rejected_reasons"
 PROGRESS_TABLE = "batch_progress"
+ALERTS_TABLE = "login_alerts"
 
 
 def url_with_password(url: str, password: str) -> str:
@@ -149,5 +150,21 @@ DB_TABLES: dict[str, tuple[Column, ...]] = {
         Column("duration_s", "float"),
         Column("records_per_s", "float", nullable=True),
         Column("end_offsets", "text"),  # JSON: {"topic": {"partition": next offset}}
+    ),
+    # One row per credential-stuffing alert (contract/alerts.py), keyed by address and window:
+    # the ledger that makes a replayed batch alert nothing twice. The counts grow while the
+    # window is open; ``detected_at`` is when the window first crossed the rule, and
+    # ``published_at`` when its record reached the alerts topic (NULL: not yet).
+    ALERTS_TABLE: (
+        Column("address", "text", primary_key=True),
+        Column("window_start", "timestamp", primary_key=True),
+        Column("window_end", "timestamp"),
+        Column("failed", "integer"),
+        Column("accounts", "integer"),
+        Column("first_event_time", "timestamp"),
+        Column("last_event_time", "timestamp"),
+        Column("detected_at", "timestamp"),
+        Column("published_at", "timestamp", nullable=True),
+        Column("batch_id", "integer"),
     ),
 }

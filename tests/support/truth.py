@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
+
+from contract.alerts import AlertRule
 
 
 def period_of(moment: datetime, period: str) -> str:
@@ -48,3 +50,25 @@ def to_epoch_ms(moment: datetime) -> int:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
     return int(moment.timestamp() * 1000)
+
+
+def expected_alerts(
+    failures: Iterable[tuple[datetime, str, str]], rule: AlertRule
+) -> list[tuple[str, datetime, int, int]]:
+    """(address, window start, failed, accounts) of every window crossing ``rule``, from
+    the failed logins of valid events as (time, account, address), each a distinct event."""
+    failures = list(failures)
+    epoch = datetime(1970, 1, 1, tzinfo=timezone.utc)
+    slide, length = timedelta(seconds=rule.slide_s), timedelta(seconds=rule.window_s)
+    out = []
+    for address in {a for _, _, a in failures}:
+        failed = [(t, u) for t, u, a in failures if a == address]
+        starts = set()
+        for t, _ in failed:  # every window that holds t
+            first = epoch + (t - epoch) // slide * slide
+            starts.update(first - k * slide for k in range(rule.window_s // rule.slide_s))
+        for start in starts:
+            inside = [u for t, u in failed if start <= t < start + length]
+            if len(inside) >= rule.min_failed and len(set(inside)) >= rule.min_accounts:
+                out.append((address, start, len(inside), len(set(inside))))
+    return sorted(out)

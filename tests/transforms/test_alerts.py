@@ -10,6 +10,7 @@ from datetime import datetime, timedelta, timezone
 from consumer.alerts import alert_windows, failed_logins
 from consumer.transform import classify_records
 from contract.alerts import AlertRule
+from tests.support.truth import expected_alerts
 from tests.transforms.test_classify_and_dedupe import event, records_frame
 
 T0 = datetime(2024, 5, 1, 12, 0, 3, tzinfo=timezone.utc)
@@ -31,20 +32,7 @@ def detect(spark, values: list[bytes], rule: AlertRule = RULE) -> list[tuple]:
 
 def expected(events: list[tuple[datetime, str, str, bool]], rule: AlertRule = RULE) -> list:
     """(address, window start, failed, accounts) of every window crossing ``rule``."""
-    out = []
-    epoch = datetime(1970, 1, 1, tzinfo=timezone.utc)
-    for address in {a for _, _, a, _ in events}:
-        failed = [(t, u) for t, u, a, ok in events if a == address and not ok]
-        starts = set()
-        for t, _ in failed:  # every window that holds t
-            first = (t - epoch) // timedelta(seconds=rule.slide_s) * rule.slide_s
-            for k in range(rule.window_s // rule.slide_s):
-                starts.add(epoch + timedelta(seconds=first - k * rule.slide_s))
-        for start in starts:
-            inside = [u for t, u in failed if start <= t < start + timedelta(seconds=rule.window_s)]
-            if len(inside) >= rule.min_failed and len(set(inside)) >= rule.min_accounts:
-                out.append((address, start, len(inside), len(set(inside))))
-    return sorted(out)
+    return expected_alerts(((t, u, a) for t, u, a, ok in events if not ok), rule)
 
 
 def test_a_burst_raises_exactly_the_windows_it_fills(spark):

@@ -9,7 +9,8 @@ that changed it). The database table is the ledger that makes an alert happen on
 2. every alert not yet published (this batch's new ones, and any a crash left between
    steps 1 and 3) is written to the alerts topic, keyed by address, with Spark's own Kafka
    writer (no second Kafka client on the driver);
-3. those alerts are marked published, and each address with new alerts gets one line.
+3. those alerts are marked published, and each incident (an address's overlapping new
+   windows, :func:`incidents`) gets one line.
 
 A crash between Kafka's acknowledgement and step 3 leaves alerts that are on the topic
 but not marked. So the first batch of a run that finds unpublished alerts reads the topic
@@ -60,17 +61,35 @@ def as_utc(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
+def incidents(alerts: Sequence[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """``alerts`` grouped into runs of overlapping windows of one address: the windows one
+    burst filled, which a person reads as one attack."""
+    runs: list[list[dict[str, Any]]] = []
+    for alert in sorted(alerts, key=lambda a: (a["address"], a["window_start"])):
+        last = runs[-1] if runs else None
+        if (
+            last
+            and last[-1]["address"] == alert["address"]
+            and alert["window_start"] < max(a["window_end"] for a in last)
+        ):
+            last.append(alert)
+        else:
+            runs.append([alert])
+    return runs
+
+
 def format_alert_line(alerts: Sequence[dict[str, Any]]) -> str:
-    """One console line for one address's new alerts (all its windows that crossed)."""
+    """One console line for one incident's new alerts (:func:`incidents`)."""
     first = min(a["first_event_time"] for a in alerts)
     last = max(a["last_event_time"] for a in alerts)
     worst = max(alerts, key=lambda a: (a["failed"], a["accounts"]))
+    seconds = (worst["window_end"] - worst["window_start"]).total_seconds()
+    until = f"{last:%H:%M:%S}" if last.date() == first.date() else f"{last:%Y-%m-%d %H:%M:%S}"
     windows = len(alerts)
     return (
         f"ALERT {alerts[0]['address']}: {worst['failed']} failed logins against "
-        f"{worst['accounts']} accounts within {worst['window_end'] - worst['window_start']} "
-        f"(events {first:%Y-%m-%d %H:%M:%S}-{last:%H:%M:%S} UTC; "
-        f"{windows} new window{'s' if windows != 1 else ''})"
+        f"{worst['accounts']} accounts in {seconds:g} s (events {first:%Y-%m-%d %H:%M:%S}"
+        f"-{until} UTC; {windows} new window{'s' if windows != 1 else ''})"
     )
 
 
@@ -100,18 +119,18 @@ class AlertOutput:
             rows = window_rows(windows)
             new = self._in_database(lambda: self._record(rows, batch_id), batch_id)
             pending = self._in_database(self._unpublished, batch_id)
-            if pending and not self.reconciled:
-                pending = self._not_on_topic(pending, batch_id)
+            mine = {(a["address"], a["window_start"]) for a in new}
+            earlier = [a for a in pending if (a["address"], a["window_start"]) not in mine]
+            if earlier and not self.reconciled:
+                kept = self._not_on_topic(earlier, batch_id)
+                pending = [a for a in pending if a not in earlier or a in kept]
             self.reconciled = True
             if pending:
                 self._publish(pending)
                 self._in_database(lambda: self._mark_published(pending), batch_id)
                 self.alerts_published += len(pending)
-            by_address: dict[str, list[dict[str, Any]]] = {}
-            for alert in new:
-                by_address.setdefault(alert["address"], []).append(alert)
-            for alerts in by_address.values():
-                print(format_alert_line(alerts), flush=True)
+            for incident in incidents(new):
+                print(format_alert_line(incident), flush=True)
         except JobError as exc:
             self.failure = exc
             raise

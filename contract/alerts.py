@@ -70,3 +70,60 @@ def alert_record(alert: Mapping[str, Any]) -> dict[str, Any]:
         name: utc_text(alert[name]) if isinstance(alert[name], datetime) else alert[name]
         for name in ALERT_FIELDS
     }
+
+
+@dataclass(frozen=True)
+class Score:
+    """How alerts compare with the bursts the producer recorded (``--bursts-file``).
+
+    A burst is found when an alert from its address has a window overlapping its first to
+    last event; an alert is true when it overlaps a burst from its address. Recall counts
+    bursts of at least ``min_attempts`` (a smaller one may stay under the rule); precision
+    counts every alert, against every burst.
+    """
+
+    bursts: int  # of at least min_attempts
+    found: int
+    alerts: int
+    true_alerts: int
+    missed: tuple[dict[str, Any], ...]
+    false_alerts: tuple[dict[str, Any], ...]
+
+    @property
+    def recall(self) -> float:
+        return self.found / self.bursts if self.bursts else 1.0
+
+    @property
+    def precision(self) -> float:
+        return self.true_alerts / self.alerts if self.alerts else 1.0
+
+
+def score_alerts(
+    alerts: list[Mapping[str, Any]], bursts: list[Mapping[str, Any]], min_attempts: int = 20
+) -> Score:
+    """``alerts`` (``address``, ``window_start``, ``window_end`` as aware datetimes) against
+    ``bursts`` (the bursts file's objects)."""
+    spans = [
+        (
+            b,
+            datetime.fromisoformat(b["first_event_time"]),
+            datetime.fromisoformat(b["last_event_time"]),
+        )
+        for b in bursts
+    ]
+
+    def overlaps(
+        alert: Mapping[str, Any], burst: tuple[Mapping[str, Any], datetime, datetime]
+    ) -> bool:
+        record, first, last = burst
+        return (
+            alert["address"] == record["address"]
+            and alert["window_start"] <= last
+            and first < alert["window_end"]
+        )
+
+    big = [s for s in spans if s[0]["attempts"] >= min_attempts]
+    missed = tuple(s[0] for s in big if not any(overlaps(a, s) for a in alerts))
+    false = tuple(a for a in alerts if not any(overlaps(a, s) for s in spans))
+    return Score(len(big), len(big) - len(missed), len(alerts), len(alerts) - len(false),
+                 missed, false)  # fmt: skip

@@ -1,9 +1,11 @@
 """``make demo``: the whole pipeline on this machine, no Docker, in about a minute.
 
 Starts the local broker if needed, backfills ~50k login events over the last 24 months into
-a fresh topic, drains it with the Spark job (available-now), and checks that the months add
-up to exactly the number of events Kafka acknowledged. Runnable again and again: each run
-uses a new topic and checkpoint and removes the previous demo's.
+a fresh topic, drains it with the Spark job (available-now) with its credential-stuffing
+detector on, and checks that the months add up to exactly the number of events Kafka
+acknowledged and that every burst the producer made (of 20 attempts or more) was alerted,
+with no alert outside a burst. Runnable again and again: each run uses new topics and a new
+checkpoint and removes the previous demo's.
 """
 
 from __future__ import annotations
@@ -11,20 +13,24 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import sqlite3
 import subprocess
 import sys
 import time
+from contextlib import closing
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
-from contract.tables import DEFAULT_DB_NAME, DEFAULT_PERIOD, PERIODS, read_counts
+from contract.alerts import Score, score_alerts
+from contract.tables import ALERTS_TABLE, DEFAULT_DB_NAME, DEFAULT_PERIOD, PERIODS, read_counts
 from services.kafka import LocalKafkaError, default_broker, shown
 from services.settings import LOCAL_DIR, PROJECT_ROOT
 from services.spark_submit import submit_command, submit_env
 from services.waiting import Waiting
 
 DEMO_TOPIC_PREFIX = "demo-logins-"
+DEMO_ALERTS_PREFIX = "demo-alerts-"
 DEMO_DIR = LOCAL_DIR / "demo"
 OUTPUT_DIR = PROJECT_ROOT / "output" / "demo"
 
@@ -35,7 +41,8 @@ def remove_old_demo_topics(bootstrap_servers: str) -> None:
 
     admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers.split(","))
     try:
-        old = [t for t in admin.list_topics() if t.startswith(DEMO_TOPIC_PREFIX)]
+        prefixes = (DEMO_TOPIC_PREFIX, DEMO_ALERTS_PREFIX)
+        old = [t for t in admin.list_topics() if t.startswith(prefixes)]
         if old:
             admin.delete_topics(old)
     finally:
@@ -65,12 +72,14 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     bootstrap = broker.bootstrap_servers
     remove_old_demo_topics(bootstrap)
-    topic = DEMO_TOPIC_PREFIX + datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    topic, alerts_topic = DEMO_TOPIC_PREFIX + stamp, DEMO_ALERTS_PREFIX + stamp
     shutil.rmtree(DEMO_DIR, ignore_errors=True)
     output_dir: Path = args.output_dir
     shutil.rmtree(output_dir, ignore_errors=True)
     DEMO_DIR.mkdir(parents=True)
     summary_file = DEMO_DIR / "producer-summary.json"
+    bursts_file = DEMO_DIR / "bursts.jsonl"
 
     print(
         f"==> 1/2 Producing {args.count:,} login events over the last {args.months} months "
@@ -87,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
         "42",
         "--summary-json",
         str(summary_file),
+        "--bursts-file",
+        str(bursts_file),
     ]
     produced = subprocess.run(
         [sys.executable, "-m", "producer", *producer_args], env=env, cwd=PROJECT_ROOT, check=False
@@ -111,6 +122,8 @@ def main(argv: list[str] | None = None) -> int:
         str(output_dir),
         "--period",
         args.period,
+        "--alerts-topic",
+        alerts_topic,
     ]
     with spark_log.open("w") as log:
         returncode = run_job(submit_command(*job_args), env, log)
@@ -127,6 +140,12 @@ def main(argv: list[str] | None = None) -> int:
     counted = sum(logins for logins, _, _ in counts.values())
     line, status = verdict(acknowledged, counted, len(counts), period.key)
     print(f"{line} Table: {shown(table)}")
+    bursts = [json.loads(x) for x in bursts_file.read_text().splitlines()]
+    line, alerts_status = alerts_verdict(
+        score_alerts(read_alerts(output_dir / DEFAULT_DB_NAME), bursts), alerts_topic
+    )
+    print(line)
+    status = status or alerts_status
     hint = dashboard_hint(output_dir)
     if hint:
         print(hint)
@@ -159,6 +178,31 @@ def dashboard_hint(output_dir: Path) -> str | None:
     if database != (OUTPUT_DIR / DEFAULT_DB_NAME).resolve():  # the dashboard's default
         command += f' ARGS="--db-url sqlite:///{database}"'
     return f"Dashboard of this run: {command}, then open http://127.0.0.1:8050"
+
+
+def read_alerts(database: Path) -> list[dict[str, Any]]:
+    """The job's alerts table (SQLite keeps the UTC times it was given, without the zone)."""
+    with closing(sqlite3.connect(database)) as connection:
+        rows = connection.execute(
+            f"SELECT address, window_start, window_end FROM {ALERTS_TABLE}"
+        ).fetchall()
+    utc = [
+        (a, *(datetime.fromisoformat(t).replace(tzinfo=timezone.utc) for t in (s, e)))
+        for a, s, e in rows
+    ]
+    return [{"address": a, "window_start": s, "window_end": e} for a, s, e in utc]
+
+
+def alerts_verdict(score: Score, alerts_topic: str) -> tuple[str, int]:
+    """The demo checking its alerts against the bursts the producer recorded."""
+    ok = score.found == score.bursts and score.true_alerts == score.alerts
+    return (
+        f"{'OK' if ok else 'MISMATCH'}: the producer made {score.bursts} credential-stuffing "
+        f"bursts of 20+ attempts; {score.found} alerted, {score.alerts - score.true_alerts} "
+        f"of {score.alerts} alert windows outside a burst. Alerts: topic {alerts_topic}, "
+        f"table {ALERTS_TABLE}.",
+        0 if ok else 1,
+    )
 
 
 def verdict(

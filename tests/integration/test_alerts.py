@@ -102,7 +102,7 @@ def test_a_burst_alerts_once_for_its_window_and_ordinary_traffic_and_bad_input_n
     assert run.rejected == {"unsupported_schema_version": 20}
     (line,) = [x for x in run.output.splitlines() if x.startswith("ALERT ")]
     assert line == (
-        f"ALERT {address}: 15 failed logins against 15 accounts within 0:01:00 "
+        f"ALERT {address}: 15 failed logins against 15 accounts in 60 s "
         "(events 2024-05-01 12:30:00-12:30:52 UTC; 1 new window)"
     )
     rows = table_alerts(run.output_dir)

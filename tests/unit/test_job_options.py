@@ -492,3 +492,30 @@ def test_retry_bounds_are_whole_seconds(flag, capsys):
     with pytest.raises(SystemExit):
         parse_options([flag, "-1"], {})
     assert "must be" in capsys.readouterr().err
+
+
+def test_the_detector_is_off_unless_a_topic_is_named_and_its_rule_comes_from_flags_or_env():
+    assert parse_options(["--output-dir", "out"], {}).alerts_topic is None
+    env = {"CONSUMER_ALERTS_TOPIC": "login-alerts", "CONSUMER_ALERT_MIN_FAILED": "25"}
+    options = parse_options(["--output-dir", "out", "--alert-min-accounts", "12"], env)
+    assert options.alerts_topic == "login-alerts"
+    rule = options.alert_rule
+    assert (rule.min_failed, rule.min_accounts, rule.window_s, rule.slide_s) == (25, 12, 60, 10)
+    assert parse_options(["--alert-window", "5", "--output-dir", "o"], {}).alert_rule.slide_s == 5
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--alerts-topic", "a"], "--alerts-topic needs the database"),
+        (["--alerts-topic", "a", "--output-dir", "o", "--db-url", "off"],
+         "--alerts-topic needs the database"),
+        (["--alert-window", "65"], "--alert-window: the slide (10 s) must divide the window"),
+        (["--alert-min-failed", "0"], "--alert-min-failed"),
+    ],
+)  # fmt: skip
+def test_a_detector_that_cannot_work_is_a_usage_error(argv, message, capsys):
+    with pytest.raises(SystemExit) as exited:
+        parse_options(argv, {})
+    assert exited.value.code == 2
+    assert message in capsys.readouterr().err

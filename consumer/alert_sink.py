@@ -21,7 +21,7 @@ publishes only the rest: each alert is on the topic once.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -32,7 +32,7 @@ from consumer.database import EXIT_DATABASE, create_db_engine, describe, is_tran
 from consumer.errors import JobError
 from consumer.options import JobOptions
 from consumer.retry import Backoff, RetriesExhaustedError, call_with_retries
-from contract.alerts import alert_record, utc_text
+from contract.alerts import alert_record, incidents, utc_text
 from contract.tables import ALERTS_TABLE
 
 TIME_COLUMNS = ("window_start", "window_end", "first_event_time", "last_event_time")
@@ -61,24 +61,7 @@ def as_utc(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
-def incidents(alerts: Sequence[dict[str, Any]]) -> list[list[dict[str, Any]]]:
-    """``alerts`` grouped into runs of overlapping windows of one address: the windows one
-    burst filled, which a person reads as one attack."""
-    runs: list[list[dict[str, Any]]] = []
-    for alert in sorted(alerts, key=lambda a: (a["address"], a["window_start"])):
-        last = runs[-1] if runs else None
-        if (
-            last
-            and last[-1]["address"] == alert["address"]
-            and alert["window_start"] < max(a["window_end"] for a in last)
-        ):
-            last.append(alert)
-        else:
-            runs.append([alert])
-    return runs
-
-
-def format_alert_line(alerts: Sequence[dict[str, Any]]) -> str:
+def format_alert_line(alerts: Sequence[Mapping[str, Any]]) -> str:
     """One console line for one incident's new alerts (:func:`incidents`)."""
     first = min(a["first_event_time"] for a in alerts)
     last = max(a["last_event_time"] for a in alerts)

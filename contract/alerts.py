@@ -6,7 +6,7 @@ sliding window of event time; the address and the window identify it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -70,6 +70,23 @@ def alert_record(alert: Mapping[str, Any]) -> dict[str, Any]:
         name: utc_text(alert[name]) if isinstance(alert[name], datetime) else alert[name]
         for name in ALERT_FIELDS
     }
+
+
+def incidents(alerts: Sequence[Mapping[str, Any]]) -> list[list[Mapping[str, Any]]]:
+    """``alerts`` grouped into runs of overlapping windows of one address: the windows one
+    burst filled, which a person reads as one attack."""
+    runs: list[list[Mapping[str, Any]]] = []
+    for alert in sorted(alerts, key=lambda a: (a["address"], a["window_start"])):
+        last = runs[-1] if runs else None
+        if (
+            last
+            and last[-1]["address"] == alert["address"]
+            and alert["window_start"] < max(a["window_end"] for a in last)
+        ):
+            last.append(alert)
+        else:
+            runs.append([alert])
+    return runs
 
 
 @dataclass(frozen=True)

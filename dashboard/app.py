@@ -14,7 +14,7 @@ from typing import Any
 import plotly.graph_objects as go
 from dash import Dash, Input, Output, dcc, html
 
-from dashboard.data import Database, DataUnavailableError, Health, Snapshot
+from dashboard.data import Database, DataUnavailableError, Health, Incident, Snapshot
 from dashboard.lag import Lag, LagProbe
 
 SUCCESS_COLOUR, FAILURE_COLOUR, RATE_COLOUR = "#2e7d32", "#c62828", "#1f4e9c"
@@ -38,6 +38,8 @@ table { border-collapse: collapse; margin-top: 1rem; }
 th, td { border-bottom: 1px solid #e3e3e3; padding: .25rem .7rem; text-align: right; }
 th:first-child, td:first-child { text-align: left; }
 tr.total td { font-weight: 600; border-top: 2px solid #999; }
+h2 { font-size: 1.1rem; margin: 1.2rem 0 0 0; }
+#alerts-table td:first-child { color: #c62828; font-weight: 600; }
 """
 
 
@@ -201,6 +203,39 @@ def counts_table(snapshot: Snapshot) -> html.Table:
     return html.Table([html.Thead(head), html.Tbody(body)], id="counts-table")
 
 
+def alerts_panel(alerts: list[Incident]) -> html.Div:
+    """The newest credential-stuffing incidents, newest first (times in UTC)."""
+    title = html.H2("Credential-stuffing alerts")
+    if not alerts:
+        note = "No credential-stuffing alert."
+        return html.Div([title, html.Div(note, className="notice empty", id="alerts-none")],
+                        id="alerts-panel")  # fmt: skip
+
+    def span(incident: Incident) -> str:
+        first, last = incident.first_event_time, incident.last_event_time
+        end = f"{last:%H:%M:%S}" if last.date() == first.date() else f"{last:%Y-%m-%d %H:%M:%S}"
+        return f"{first:%Y-%m-%d %H:%M:%S} to {end}"
+
+    columns = ("address", "events (UTC)", "failed logins", "accounts", "windows", "detected")
+    rows = [
+        html.Tr(
+            [
+                html.Td(i.address),
+                html.Td(span(i)),
+                html.Td(f"{i.failed:,}"),
+                html.Td(f"{i.accounts:,}"),
+                html.Td(f"{i.windows:,}"),
+                html.Td(f"{i.detected_at:%Y-%m-%d %H:%M:%S}"),
+            ]
+        )
+        for i in alerts
+    ]
+    table = html.Table(
+        [html.Thead(html.Tr([html.Th(c) for c in columns])), html.Tbody(rows)], id="alerts-table"
+    )
+    return html.Div([title, table], id="alerts-panel")
+
+
 def render(
     database: Database, now: datetime | None = None, lag_probe: LagProbe | None = None
 ) -> list[Any]:
@@ -236,7 +271,11 @@ def render(
     if snapshot.health is not None:
         lag = lag_probe.measure(snapshot.health.end_offsets, now) if lag_probe else None
         parts.append(health_cards(snapshot.health, lag))
-    parts += [html.Div(charts, className="charts"), counts_table(snapshot)]
+    parts += [
+        alerts_panel(snapshot.alerts),
+        html.Div(charts, className="charts"),
+        counts_table(snapshot),
+    ]
     return parts
 
 

@@ -16,9 +16,12 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from contract.tables import COUNTS_TABLE, PERIODS, PROGRESS_TABLE, REJECTED_TABLE
+from contract.alerts import incidents
+from contract.tables import ALERTS_TABLE, COUNTS_TABLE, PERIODS, PROGRESS_TABLE, REJECTED_TABLE
 
 HEALTH_WINDOW = 10  # batches used for the input rate and batches per minute
+LATEST_ALERTS = 10  # incidents on the page
+ALERT_ROWS_READ = 500  # the newest alert windows read to find them
 
 
 class DataUnavailableError(Exception):
@@ -54,6 +57,39 @@ class Health:
 
 
 @dataclass(frozen=True)
+class Incident:
+    """One attack as the page lists it: an address's overlapping alert windows."""
+
+    address: str
+    first_event_time: datetime
+    last_event_time: datetime
+    failed: int  # the most failed logins in one of its windows
+    accounts: int  # distinct accounts in that window
+    windows: int
+    detected_at: datetime  # when its first window crossed the rule
+
+
+def latest_incidents(rows: list[dict[str, Any]], limit: int = LATEST_ALERTS) -> list[Incident]:
+    """The newest ``limit`` incidents (by detection) among alert-table ``rows``."""
+    found = []
+    for run in incidents(rows):
+        worst = max(run, key=lambda a: (a["failed"], a["accounts"]))
+        found.append(
+            Incident(
+                address=run[0]["address"],
+                first_event_time=as_utc(min(a["first_event_time"] for a in run)),
+                last_event_time=as_utc(max(a["last_event_time"] for a in run)),
+                failed=worst["failed"],
+                accounts=worst["accounts"],
+                windows=len(run),
+                detected_at=as_utc(min(a["detected_at"] for a in run)),
+            )
+        )
+    found.sort(key=lambda i: (i.detected_at, i.last_event_time), reverse=True)
+    return found[:limit]
+
+
+@dataclass(frozen=True)
 class Snapshot:
     """One read of the database: the table, the rejections and the health."""
 
@@ -61,6 +97,7 @@ class Snapshot:
     counts: list[CountRow]
     rejected: list[tuple[str, int]]
     health: Health | None
+    alerts: list[Incident] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
@@ -163,9 +200,24 @@ class Database:
                     (r.reason, r.records)
                     for r in conn.execute(sa.select(rejected_t).order_by(rejected_t.c.reason))
                 ]
+                alerts_t = self._table(conn, ALERTS_TABLE)  # absent in a database from before
+                alert_rows = (
+                    [
+                        dict(r)
+                        for r in conn.execute(
+                            sa.select(alerts_t)
+                            .order_by(alerts_t.c.detected_at.desc())
+                            .limit(ALERT_ROWS_READ)
+                        ).mappings()
+                    ]
+                    if alerts_t is not None
+                    else []
+                )
         except sa.exc.SQLAlchemyError as exc:
             raise DataUnavailableError(self.explain(exc)) from None
-        return Snapshot(kind, counts, rejected, compute_health(progress, now))
+        return Snapshot(
+            kind, counts, rejected, compute_health(progress, now), latest_incidents(alert_rows)
+        )
 
     def explain(self, exc: sa.exc.SQLAlchemyError) -> str:
         cause = getattr(exc, "orig", None) or exc

@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import datetime
 
 import pytest
 
+from contract.alerts import AlertRule
 from services.settings import PROJECT_ROOT
 from tests.support.browser import chromium_driver, dashboard_server
 from tests.support.conditions import wait_for
 from tests.support.jobs import run_job, start_producer
 from tests.support.kafka import produce_raw, read_topic
-from tests.support.truth import expected_counts
+from tests.support.truth import expected_alerts, expected_counts
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -40,6 +42,10 @@ return Array.from(document.querySelectorAll('#counts-table tbody tr')).map(
 ELEMENT_TEXT = """
 const element = document.getElementById(arguments[0]);
 return element ? element.textContent : null;
+"""
+ALERT_ROWS = """
+return Array.from(document.querySelectorAll('#alerts-table tbody tr')).map(
+  tr => Array.from(tr.querySelectorAll('td')).map(td => td.textContent));
 """
 CHART_DATA = """
 const plot = document.querySelector(arguments[0] + ' .js-plotly-plot');
@@ -70,7 +76,8 @@ def test_the_page_shows_the_truth_updates_by_itself_and_loads_within_a_second(
         if r.value not in bad
     ]
     assert len(first) == 4000
-    run_job(kafka_broker, topic, tmp_path)
+    alerts = ("--alerts-topic", f"{topic}-alerts")
+    run_job(kafka_broker, topic, tmp_path, *alerts)
     db_url = f"sqlite:///{tmp_path / 'output' / 'logins.db'}"
     truth = expected_counts(first)
 
@@ -117,19 +124,41 @@ def test_the_page_shows_the_truth_updates_by_itself_and_loads_within_a_second(
                 {"timestamp": f"2026-02-{1 + i % 20:02d}T08:00:00.000Z", "success": i % 3 != 0}
                 for i in range(17)
             ]
+            # With them, a credential-stuffing burst made here: 20 failed logins against 20
+            # accounts within 19 s, which the alerts panel must show as one new attack.
+            burst = [
+                {"event_id": f"burst-{i}", "user_id": f"victim{i}", "success": False,
+                 "timestamp": f"2026-02-21T09:00:{10 + i:02d}.000Z", "ip_address": "203.0.113.66"}
+                for i in range(20)
+            ]  # fmt: skip
+            assert text("alerts-panel").startswith("Credential-stuffing alerts")
             lag_note = "return document.getElementById('health-lag-records').parentElement.title"
             lag = (text("health-lag-records"), text("health-lag-seconds"))
             assert lag == ("0", "0.0"), driver.execute_script(lag_note)
-            produce_raw(kafka_broker.bootstrap_servers, topic, encode(more, 0))
+            before = driver.execute_script(ALERT_ROWS)
+            sent = [*encode(more, 0), *(json.dumps(e).encode() for e in burst)]
+            produce_raw(kafka_broker.bootstrap_servers, topic, sent)
             # Not counted yet: the page shows them as lag, the oldest arrived moments ago.
-            wait_for(lambda: text("health-lag-records") == "17", 30, "a lag of 17 records")
+            wait_for(lambda: text("health-lag-records") == "37", 30, "a lag of 37 records")
             assert 0 < float(text("health-lag-seconds")) < 60
-            run_job(kafka_broker, topic, tmp_path)
-            updated = expected_counts(first + more)
+            run_job(kafka_broker, topic, tmp_path, *alerts)
+            updated = expected_counts(first + more + burst)
             wait_for(lambda: shown_table(driver) == updated, 30, "the page to show batch 1")
             assert text("health-last-batch").startswith("#1 at ")
-            assert text("health-total-logins") == f"{len(first) + len(more):,}"
+            assert text("health-total-logins") == f"{len(first) + len(more) + len(burst):,}"
             wait_for(lambda: text("health-lag-records") == "0", 30, "no lag after batch 1")
+            # The burst is the newest attack, at the top of the panel: the most failed logins
+            # and accounts in one window and the number of windows, as counted here.
+            windows = expected_alerts(
+                [(datetime.fromisoformat(e["timestamp"]), e["user_id"], e["ip_address"])
+                 for e in burst], AlertRule())  # fmt: skip
+            rows = driver.execute_script(ALERT_ROWS)
+            assert rows[0][:5] == [
+                "203.0.113.66", "2026-02-21 09:00:10 to 09:00:29", "20", "20", str(len(windows))
+            ]  # fmt: skip
+            assert rows[1:] == before
+            panel = driver.find_element("id", "alerts-panel")
+            panel.screenshot(str(FIGURES / "alerts.png"))
 
             errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
             assert errors == []

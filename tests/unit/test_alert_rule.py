@@ -8,8 +8,15 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from consumer.alert_sink import format_alert_line, incidents
-from contract.alerts import ALERT_FIELDS, AlertRule, alert_record, score_alerts, utc_text
+from consumer.alert_sink import format_alert_line
+from contract.alerts import (
+    ALERT_FIELDS,
+    AlertRule,
+    alert_record,
+    incidents,
+    score_alerts,
+    utc_text,
+)
 
 
 def test_the_default_rule_holds_a_short_burst_in_one_window():

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from contract.tables import COUNTS_TABLE, PROGRESS_TABLE, REJECTED_TABLE
+from contract.tables import ALERTS_TABLE, COUNTS_TABLE, PROGRESS_TABLE, REJECTED_TABLE
 from dashboard.__main__ import DEFAULT_DB_URL, build_parser
 from dashboard.app import (
     STYLE,
@@ -24,12 +24,14 @@ from dashboard.app import (
     render,
 )
 from dashboard.data import (
+    LATEST_ALERTS,
     CountRow,
     Database,
     DataUnavailableError,
     Snapshot,
     as_utc,
     compute_health,
+    latest_incidents,
     read_only_url,
 )
 from dashboard.lag import Lag, LagProbe, records_behind
@@ -378,14 +380,18 @@ def test_the_page_says_when_it_read_what_and_that_nothing_was_rejected(tmp_path)
             return Snapshot("month", MONTHS.counts, [], None)
 
     clean = render(Clean(f"sqlite:///{tmp_path / 'logins.db'}"), T0)
-    assert [getattr(part, "id", None) for part in clean] == ["read-at", None, "counts-table"]
-    charts = clean[1]
+    assert [getattr(part, "id", None) for part in clean] == [
+        "read-at", "alerts-panel", None, "counts-table"
+    ]  # fmt: skip
+    assert texts(by_id(clean, "alerts-none")) == ["No credential-stuffing alert."]
+    charts = clean[2]
     assert charts.className == "charts"
     assert [getattr(c, "id", None) for c in charts.children] == ["logins-chart", "rejected-none"]
     assert charts.children[0].config == {"displayModeBar": False}
     assert charts.children[1].children == "No record rejected."
     assert charts.children[1].className == "notice empty"
-    with_rejections = render(written_database_at(tmp_path / "w"), T0)[2]
+    page = render(written_database_at(tmp_path / "w"), T0)
+    with_rejections = next(p for p in page if getattr(p, "className", None) == "charts")
     assert [c.id for c in with_rejections.children] == ["logins-chart", "rejected-chart"]
     assert with_rejections.children[1].config == {"displayModeBar": False}
 
@@ -493,3 +499,43 @@ def test_kafka_is_asked_again_once_the_pause_after_a_failure_is_over(monkeypatch
     monkeypatch.setattr(probe, "_measure", lambda counted, now: Lag(5, 1.0))
     clock[0] += lag_module.RETRY_AFTER_S
     assert probe.measure({"t": {"0": 1}}, T0) == Lag(5, 1.0)
+
+
+def test_the_alerts_panel_lists_the_newest_incidents_first_one_row_per_attack(tmp_path):
+    import sqlalchemy as sa
+
+    from consumer.database import build_metadata
+
+    url = written_database(tmp_path)
+    table = build_metadata().tables[ALERTS_TABLE]
+    engine = sa.create_engine(url)
+
+    def window(address: str, start_s: int, failed: int, accounts: int, detected_s: int) -> dict:
+        start = T0 + timedelta(seconds=start_s)
+        return {
+            "address": address, "window_start": start, "window_end": start + timedelta(minutes=1),
+            "failed": failed, "accounts": accounts,
+            "first_event_time": start + timedelta(seconds=3),
+            "last_event_time": start + timedelta(seconds=40),
+            "detected_at": T0 + timedelta(seconds=detected_s), "published_at": None, "batch_id": 1,
+        }  # fmt: skip
+
+    with engine.begin() as conn:
+        table.create(conn, checkfirst=True)
+        conn.execute(table.insert(), [
+            window("203.0.113.9", 0, 16, 15, 100), window("203.0.113.9", 10, 21, 19, 101),
+            window("198.51.100.4", 0, 30, 28, 200),  # detected later: listed first
+            window("203.0.113.9", 3600, 15, 15, 3700),  # an hour later: a second attack
+        ])  # fmt: skip
+    content = render(Database(url), T0 + timedelta(hours=2))
+    assert texts(by_id(content, "alerts-table")) == [
+        "address", "events (UTC)", "failed logins", "accounts", "windows", "detected",
+        "203.0.113.9", "2026-11-26 13:00:03 to 13:00:40", "15", "15", "1", "2026-11-26 13:01:40",
+        "198.51.100.4", "2026-11-26 12:00:03 to 12:00:40", "30", "28", "1", "2026-11-26 12:03:20",
+        "203.0.113.9", "2026-11-26 12:00:03 to 12:00:50", "21", "19", "2", "2026-11-26 12:01:40",
+    ]  # fmt: skip
+    rows = [window("192.0.2.1", 120 * n, 15, 15, n) for n in range(LATEST_ALERTS + 2)]
+    latest = latest_incidents(rows)
+    assert [i.detected_at for i in latest] == [
+        T0 + timedelta(seconds=n) for n in range(LATEST_ALERTS + 1, 1, -1)
+    ]

@@ -112,7 +112,7 @@ class AlertOutput:
                 self._publish(pending)
                 self._in_database(lambda: self._mark_published(pending), batch_id)
                 self.alerts_published += len(pending)
-            for incident in incidents(new):
+            for incident in sorted(incidents(new), key=lambda run: run[0]["window_start"]):
                 print(format_alert_line(incident), flush=True)
         except JobError as exc:
             self.failure = exc

@@ -24,9 +24,10 @@ LIVE_TRIGGER = "1s"
 
 
 @contextlib.contextmanager
-def live_job(broker: LocalKafka, topic: str, files: Path) -> Iterator[Path]:
-    """The job on ``topic`` with a 1 s trigger, started and committed once before yielding
-    its query checkpoint; stopped with SIGTERM (between batches) afterwards."""
+def live_job(broker: LocalKafka, topic: str, files: Path, *job_args: str) -> Iterator[Path]:
+    """The job on ``topic`` with a 1 s trigger (and ``job_args``), started and committed
+    once before yielding its query checkpoint; stopped with SIGTERM (between batches)
+    afterwards."""
     create_topic(broker, topic)
     checkpoint = Path(f"{files}-ck")
     log = Path(f"{files}-job.log")
@@ -34,7 +35,8 @@ def live_job(broker: LocalKafka, topic: str, files: Path) -> Iterator[Path]:
         job = subprocess.Popen(
             submit_command("--bootstrap-servers", broker.bootstrap_servers, "--topic", topic,
                            "--trigger", LIVE_TRIGGER, "--checkpoint-dir", str(checkpoint),
-                           "--output-dir", f"{files}-out", "--starting-offsets", "earliest"),
+                           "--output-dir", f"{files}-out", "--starting-offsets", "earliest",
+                           *job_args),
             env=submit_env(), stdout=job_log, stderr=subprocess.STDOUT,
         )  # fmt: skip
         try:

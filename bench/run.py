@@ -18,6 +18,7 @@ import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
+from bench.alerts import bench_alerts
 from bench.components import bench_profile
 from bench.drain import bench_drain
 from bench.figures import FULL, SMOKE, Figure
@@ -31,7 +32,7 @@ from services.kafka import LocalKafka, free_port
 from services.settings import PROJECT_ROOT
 
 BASELINE = PROJECT_ROOT / "docs" / "PERFORMANCE.json"
-STEPS = ("generation", "producer", "drain", "profile", "latency", "sustained", "memory")
+STEPS = ("generation", "producer", "drain", "alerts", "profile", "latency", "sustained", "memory")
 
 
 def tagged(step: str, figures: list[Figure]) -> list[Figure]:
@@ -66,12 +67,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if "generation" in steps:
             figures += tagged("generation", bench_generation(sizes))
-        if {"producer", "drain", "profile", "latency", "sustained"} & set(steps):
+        if {"producer", "drain", "alerts", "profile", "latency", "sustained"} & set(steps):
             broker.start()
         if "producer" in steps:
             figures += tagged("producer", bench_producer(broker, sizes, work))
         if "drain" in steps:
             figures += tagged("drain", bench_drain(broker, sizes, work))
+        if "alerts" in steps:
+            figures += tagged("alerts", bench_alerts(broker, sizes, work))
         if "profile" in steps:
             figures += tagged("profile", bench_profile(broker, sizes, work))
         if "latency" in steps:

@@ -33,9 +33,16 @@ def run_producer(broker: LocalKafka, topic: str, count: int, client: str, work: 
         sys.executable, "-m", "producer", "--bootstrap-servers", broker.bootstrap_servers,
         "--topic", topic, "--months", "24", "--count", str(count), "--seed", "7",
         "--client", client, "--progress", "none", "--summary-json", str(summary),
+        "--bursts-file", str(bursts_file(work, topic)),
     ]  # fmt: skip
     subprocess.run(command, check=True, capture_output=True, timeout=1800)
     return json.loads(summary.read_text())
+
+
+def bursts_file(work: Path, topic: str) -> Path:
+    """Where :func:`run_producer` has the producer record the bursts it made on ``topic``
+    (the detector's ground truth)."""
+    return work / f"bursts-{topic}.jsonl"
 
 
 def has_confluent() -> bool:

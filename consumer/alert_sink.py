@@ -7,8 +7,8 @@ that changed it). The database table is the ledger that makes an alert happen on
 1. the batch's windows are upserted into ``login_alerts``; a window not there before is a
    new alert (``detected_at`` now), one already there only gets its grown counts;
 2. every alert not yet published (this batch's new ones, and any a crash left between
-   steps 1 and 3) is written to the alerts topic, keyed by address, with Spark's own Kafka
-   writer (no second Kafka client on the driver);
+   steps 1 and 3) is written to the alerts topic, keyed by address, with the Kafka client
+   Spark's connector brings (Java, through py4j: no second client library);
 3. those alerts are marked published, and each incident (an address's overlapping new
    windows, :func:`incidents`) gets one line.
 
@@ -96,18 +96,21 @@ class AlertOutput:
         self.backoff = Backoff(options.db_retry_timeout_s)
         self._sa = sa
         self.reconciled = False  # the run's first batch checks the topic for a crash's leftovers
+        self._kafka: Any = None  # the Java producer, made on the first alert
 
     def __call__(self, windows: DataFrame, batch_id: int) -> None:
         try:
             rows = window_rows(windows)
             new = self._in_database(lambda: self._record(rows, batch_id), batch_id)
-            pending = self._in_database(self._unpublished, batch_id)
-            mine = {(a["address"], a["window_start"]) for a in new}
-            earlier = [a for a in pending if (a["address"], a["window_start"]) not in mine]
-            if earlier and not self.reconciled:
-                kept = self._not_on_topic(earlier, batch_id)
-                pending = [a for a in pending if a not in earlier or a in kept]
-            self.reconciled = True
+            pending = new
+            if not self.reconciled:  # the run's first batch: leftovers of a crash?
+                pending = self._in_database(self._unpublished, batch_id)
+                mine = {(a["address"], a["window_start"]) for a in new}
+                earlier = [a for a in pending if (a["address"], a["window_start"]) not in mine]
+                if earlier:
+                    kept = self._not_on_topic(earlier, batch_id)
+                    pending = [a for a in pending if a not in earlier or a in kept]
+                self.reconciled = True
             if pending:
                 self._publish(pending)
                 self._in_database(lambda: self._mark_published(pending), batch_id)
@@ -190,15 +193,50 @@ class AlertOutput:
 
     def _publish(self, alerts: list[dict[str, Any]]) -> None:
         """The alerts' records on the topic; returns once Kafka acknowledged all of them."""
-        records = [(a["address"], json.dumps(alert_record(a))) for a in alerts]
-        client = {f"kafka.{k}": v for k, v in self.options.kafka_properties().items()}
-        (
-            self.spark.createDataFrame(records, "key string, value string")
-            .write.format("kafka")
-            .options(**client)
-            .option("topic", self.topic)
-            .save()
-        )
+        jvm = self.spark.sparkContext._jvm
+        producer = self._producer()
+        sent = [
+            producer.send(
+                jvm.org.apache.kafka.clients.producer.ProducerRecord(
+                    self.topic, a["address"], json.dumps(alert_record(a))
+                )
+            )
+            for a in alerts
+        ]
+        producer.flush()
+        for future in sent:
+            future.get()  # raises (through py4j) if Kafka refused or timed out on one
+
+    def _producer(self) -> Any:
+        """Kafka's Java producer on the driver (the connector's client, through py4j), made
+        once: a Spark write job per batch of alerts would cost the latency a job's start.
+        Idempotent, every replica acknowledging; a send is retried for as long as the job
+        waits for Kafka (``--kafka-retry-timeout``)."""
+        if self._kafka is None:
+            jvm = self.spark.sparkContext._jvm
+            props = jvm.java.util.Properties()
+            for key, value in self.options.kafka_properties().items():
+                props.setProperty(key, value)
+            string = "org.apache.kafka.common.serialization.StringSerializer"
+            timeout_ms = self.options.kafka_retry_timeout_s * 1000
+            for key, value in {
+                "key.serializer": string,
+                "value.serializer": string,
+                "acks": "all",
+                "enable.idempotence": "true",
+                "linger.ms": "0",
+                "delivery.timeout.ms": str(timeout_ms),
+                "request.timeout.ms": str(max(timeout_ms // 3, 1000)),
+            }.items():
+                props.setProperty(key, value)
+            self._kafka = jvm.org.apache.kafka.clients.producer.KafkaProducer(props)
+        return self._kafka
+
+    def close(self) -> None:
+        """Let the producer finish and let go of its connections."""
+        if self._kafka is not None:
+            self._kafka.close()
+            self._kafka = None
 
     def _mark_published(self, alerts: list[dict[str, Any]]) -> None:
         now = datetime.now(timezone.utc)

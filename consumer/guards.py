@@ -93,8 +93,8 @@ def _admin_settings(spark: SparkSession, options: JobOptions) -> tuple[Any, Any,
 def ensure_topic(spark: SparkSession, options: JobOptions, name: str) -> None:
     """Create topic ``name`` (the broker's default partitions and replicas) unless it exists.
 
-    The brokers here do not create topics on first use, and Spark's Kafka writer would
-    wait for the missing topic's metadata instead of saying so.
+    The brokers here do not create topics on first use, and a producer would wait for the
+    missing topic's metadata instead of saying so.
     """
     jvm, props, seconds, wait_s = _admin_settings(spark, options)
     admin = jvm.org.apache.kafka.clients.admin.Admin.create(props)

@@ -9,7 +9,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,7 +20,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming import DataStreamWriter, StreamingQuery, StreamingQueryListener
 
 from consumer.alert_sink import AlertOutput
-from consumer.alerts import alert_windows, failed_logins
+from consumer.alerts import alert_windows, failed_login_candidates, failed_logins
 from consumer.checkpoint_log import batch_ids, check_clock_at_start
 from consumer.errors import EXIT_CHECKPOINT, JobError
 from consumer.guards import (
@@ -242,18 +242,18 @@ def counting_query(
 def alerts_query(
     spark: SparkSession, options: JobOptions, records: DataFrame
 ) -> tuple[DataStreamWriter, AlertOutput]:
-    """The detector, a second query on the same records: classify, keep the failed logins,
-    window them per address, write the windows that cross the rule (consumer/alert_sink.py).
+    """The detector, a second query on the same records: keep those that can be failed
+    logins, classify them, keep the failed logins, window them per address, write the
+    windows that cross the rule (consumer/alert_sink.py).
 
     Update mode, so a window alerts in the batch where it crosses the rule, not after the
     watermark has passed its end (a minute and a half later). Its own checkpoint folder, so
     the counting query's state and progress are the same with or without it.
     """
     assert options.alerts_topic is not None
-    windows = alert_windows(
-        failed_logins(classify_records(records, options.max_future_seconds)),
-        options.alert_rule,
-    )
+    candidates = failed_login_candidates(records)
+    classified = classify_records(candidates, options.max_future_seconds, for_filtering=True)
+    windows = alert_windows(failed_logins(classified), options.alert_rule)
     output = AlertOutput(options, spark, options.alerts_topic)
     writer = (
         windows.writeStream.queryName(ALERTS_QUERY)
@@ -264,6 +264,31 @@ def alerts_query(
     if options.trigger == "available-now":
         return writer.trigger(availableNow=True), output
     return writer.trigger(processingTime=options.trigger), output
+
+
+# The detector's state is what the watermark keeps (a minute and a half of failed logins):
+# small, so it lives in the heap, in few partitions, which keeps a live batch short. Spark
+# reads these when a query starts and keeps them in its checkpoint.
+ALERTS_QUERY_CONF = {
+    PROVIDER_CONF: PROVIDERS[MEMORY],
+    "spark.sql.shuffle.partitions": "1",
+}
+
+
+@contextlib.contextmanager
+def session_conf(spark: SparkSession, settings: dict[str, str]) -> Iterator[None]:
+    """``settings`` for the queries started inside, the session's own ones after."""
+    before = {key: spark.conf.get(key, None) for key in settings}
+    for key, value in settings.items():
+        spark.conf.set(key, value)
+    try:
+        yield
+    finally:
+        for key, value in before.items():
+            if value is None:
+                spark.conf.unset(key)
+            else:
+                spark.conf.set(key, value)
 
 
 def wait_for_report(reporter: BatchReporter, query: StreamingQuery, timeout_s: float = 5) -> None:
@@ -377,7 +402,8 @@ def run(spark: SparkSession, options: JobOptions, stop: StopRequest) -> None:
     query = writer.start()
     queries = [query]
     if detector is not None:
-        queries.append(detector[0].start())
+        with session_conf(spark, ALERTS_QUERY_CONF):
+            queries.append(detector[0].start())
     if options.trigger == "available-now":
         print(f"Counting the records on {options.topic!r} up to now, then stopping.", flush=True)
     else:
@@ -397,6 +423,8 @@ def run(spark: SparkSession, options: JobOptions, stop: StopRequest) -> None:
         for running in queries:
             if running.isActive:
                 running.stop()
+        if detector is not None:
+            detector[1].close()
     if stopped:
         wait_for_report(reporter, query)
         print_stopped(options)

@@ -89,7 +89,6 @@ class AlertOutput:
         self.spark = spark
         self.topic = topic
         self.failure: JobError | None = None
-        self.alerts_published = 0
         self.table = build_metadata().tables[ALERTS_TABLE]
         self.engine = create_db_engine(options.db_url)
         self.table.create(self.engine, checkfirst=True)
@@ -114,7 +113,6 @@ class AlertOutput:
             if pending:
                 self._publish(pending)
                 self._in_database(lambda: self._mark_published(pending), batch_id)
-                self.alerts_published += len(pending)
             for incident in sorted(incidents(new), key=lambda run: run[0]["window_start"]):
                 print(format_alert_line(incident), flush=True)
         except JobError as exc:

@@ -9,7 +9,7 @@ import statistics
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from pathlib import Path
 
 from bench.figures import Figure, Sizes
@@ -17,7 +17,7 @@ from bench.live import LIVE_TRIGGER, live_job, wait_until_counted
 from bench.spark_runs import connector_jars, our_job
 from bench.topics import bursts_file, ensure_topic, read_records
 from consumer.options import ALERTS_CHECKPOINT, QUERY_CHECKPOINT
-from contract.alerts import AlertRule, Score, score_alerts
+from contract.alerts import AlertRule, Score, parse_utc, score_alerts
 from contract.tables import DEFAULT_DB_NAME, DEFAULT_PERIOD, PERIODS, read_counts
 from producer.events import DEFAULT_ATTACK_PROBABILITY
 from services.demo import read_alerts
@@ -51,15 +51,11 @@ def topic_alerts(records: list) -> list[dict]:
         value = json.loads(record.value)
         alerts.append({
             "address": value["address"],
-            "window_start": _instant(value["window_start"]),
-            "window_end": _instant(value["window_end"]),
+            "window_start": parse_utc(value["window_start"]),
+            "window_end": parse_utc(value["window_end"]),
             "published_ms": record.timestamp,
         })  # fmt: skip
     return alerts
-
-
-def _instant(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(timezone.utc)
 
 
 def detection_latencies(
@@ -69,7 +65,7 @@ def detection_latencies(
     topic that covers it (Kafka's timestamp of that record), in seconds; and how many
     bursts were left out because the same address had a burst in the window before (an
     alert covering both may have been the earlier one's)."""
-    spans = [(b, _instant(b["first_event_time"]), _instant(b["last_event_time"])) for b in bursts]
+    spans = [(b, parse_utc(b["first_event_time"]), parse_utc(b["last_event_time"])) for b in bursts]
     latencies, crowded = [], 0
     for burst, first, last in spans:
         if burst["attempts"] < MIN_ATTEMPTS:

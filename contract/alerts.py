@@ -63,6 +63,15 @@ def utc_text(moment: datetime) -> str:
     return stamp.replace("+00:00", "Z")
 
 
+def parse_utc(text: str) -> datetime:
+    """An instant written as :func:`utc_text` writes it (or any ISO 8601 with an offset), as
+    an aware UTC datetime; Python before 3.11 does not read the ``Z`` itself."""
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        raise ValueError(f"{text!r} has no time zone")
+    return moment.astimezone(timezone.utc)
+
+
 def alert_record(alert: Mapping[str, Any]) -> dict[str, Any]:
     """The JSON object published for ``alert`` (a row of the alerts table): its
     :data:`ALERT_FIELDS`, times as :func:`utc_text`."""
@@ -123,8 +132,8 @@ def score_alerts(
     spans = [
         (
             b,
-            datetime.fromisoformat(b["first_event_time"]),
-            datetime.fromisoformat(b["last_event_time"]),
+            parse_utc(b["first_event_time"]),
+            parse_utc(b["last_event_time"]),
         )
         for b in bursts
     ]

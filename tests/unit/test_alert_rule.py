@@ -14,6 +14,7 @@ from contract.alerts import (
     AlertRule,
     alert_record,
     incidents,
+    parse_utc,
     score_alerts,
     utc_text,
 )
@@ -95,3 +96,11 @@ def test_one_console_line_per_incident_of_overlapping_windows():
     )
     last = "(events 2026-03-01 12:00:15-12:01:00 UTC; 1 new window)"
     assert format_alert_line(runs[2]).endswith(last)
+
+
+def test_times_written_by_utc_text_read_back_as_the_same_instant():
+    moment = datetime(2026, 3, 1, 12, 0, 5, 250_000, tzinfo=UTC)
+    assert parse_utc(utc_text(moment)) == moment
+    assert parse_utc("2026-03-01T13:00:05.250+01:00") == moment
+    with pytest.raises(ValueError, match="no time zone"):
+        parse_utc("2026-03-01T12:00:05")

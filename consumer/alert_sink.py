@@ -33,7 +33,7 @@ from consumer.errors import JobError
 from consumer.options import JobOptions
 from consumer.retry import Backoff, RetriesExhaustedError, call_with_retries
 from contract.alerts import alert_record, incidents, utc_text
-from contract.tables import ALERTS_TABLE
+from contract.tables import ALERTS_TABLE, as_utc
 
 TIME_COLUMNS = ("window_start", "window_end", "first_event_time", "last_event_time")
 
@@ -54,11 +54,6 @@ def window_rows(windows: DataFrame) -> list[dict[str, Any]]:
         }
         for row in millis.collect()
     ]
-
-
-def as_utc(moment: datetime) -> datetime:
-    """SQLite gives back the UTC it was given, without the zone."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def format_alert_line(alerts: Sequence[Mapping[str, Any]]) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import re
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 
@@ -104,6 +105,12 @@ def url_with_password(url: str, password: str) -> str:
     if ":" in user:
         raise ValueError("the database URL has a password already")
     return f"{scheme}://{user}:{quote(password, safe='')}@{host}{rest[len(authority) :]}"
+
+
+def as_utc(moment: datetime) -> datetime:
+    """A timestamp read back from the database as an aware UTC datetime: SQLite returns it
+    without its zone, and the job writes every timestamp in UTC."""
+    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,14 @@ from typing import Any
 import sqlalchemy as sa
 
 from contract.alerts import incidents
-from contract.tables import ALERTS_TABLE, COUNTS_TABLE, PERIODS, PROGRESS_TABLE, REJECTED_TABLE
+from contract.tables import (
+    ALERTS_TABLE,
+    COUNTS_TABLE,
+    PERIODS,
+    PROGRESS_TABLE,
+    REJECTED_TABLE,
+    as_utc,
+)
 
 HEALTH_WINDOW = 10  # batches used for the input rate and batches per minute
 LATEST_ALERTS = 10  # incidents on the page
@@ -118,11 +125,6 @@ def read_only_url(url: str) -> str:
         return url
     path = Path(parsed.database).resolve()
     return f"sqlite:///file:{path}?mode=ro&uri=true"
-
-
-def as_utc(moment: datetime) -> datetime:
-    """SQLite returns timestamps without their zone; the job writes them in UTC."""
-    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment
 
 
 def compute_health(progress: list[dict[str, Any]], now: datetime) -> Health | None:

@@ -23,7 +23,14 @@ from pathlib import Path
 from typing import IO, Any
 
 from contract.alerts import Score, score_alerts
-from contract.tables import ALERTS_TABLE, DEFAULT_DB_NAME, DEFAULT_PERIOD, PERIODS, read_counts
+from contract.tables import (
+    ALERTS_TABLE,
+    DEFAULT_DB_NAME,
+    DEFAULT_PERIOD,
+    PERIODS,
+    as_utc,
+    read_counts,
+)
 from services.kafka import LocalKafkaError, default_broker, shown
 from services.settings import LOCAL_DIR, PROJECT_ROOT
 from services.spark_submit import submit_command, submit_env
@@ -186,10 +193,7 @@ def read_alerts(database: Path) -> list[dict[str, Any]]:
         rows = connection.execute(
             f"SELECT address, window_start, window_end FROM {ALERTS_TABLE}"
         ).fetchall()
-    utc = [
-        (a, *(datetime.fromisoformat(t).replace(tzinfo=timezone.utc) for t in (s, e)))
-        for a, s, e in rows
-    ]
+    utc = [(a, *(as_utc(datetime.fromisoformat(t)) for t in (s, e))) for a, s, e in rows]
     return [{"address": a, "window_start": s, "window_end": e} for a, s, e in utc]
 
 

@@ -232,11 +232,14 @@ def counting_query(
         .option("checkpointLocation", f"{options.checkpoint_dir}/{QUERY_CHECKPOINT}")
         .foreachBatch(output)
     )
+    return with_trigger(writer, options), output
+
+
+def with_trigger(writer: DataStreamWriter, options: JobOptions) -> DataStreamWriter:
+    """``--trigger``: drain what is there and stop, or a batch every interval."""
     if options.trigger == "available-now":
-        writer = writer.trigger(availableNow=True)
-    else:
-        writer = writer.trigger(processingTime=options.trigger)
-    return writer, output
+        return writer.trigger(availableNow=True)
+    return writer.trigger(processingTime=options.trigger)
 
 
 def alerts_query(
@@ -261,9 +264,7 @@ def alerts_query(
         .option("checkpointLocation", f"{options.checkpoint_dir}/{ALERTS_CHECKPOINT}")
         .foreachBatch(output)
     )
-    if options.trigger == "available-now":
-        return writer.trigger(availableNow=True), output
-    return writer.trigger(processingTime=options.trigger), output
+    return with_trigger(writer, options), output
 
 
 # The detector's state is what the watermark keeps (a minute and a half of failed logins):

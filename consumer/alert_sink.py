@@ -30,6 +30,7 @@ from pyspark.sql import functions as F  # noqa: N812 - Spark's own documented co
 
 from consumer.database import EXIT_DATABASE, create_db_engine, describe, is_transient, masked
 from consumer.errors import JobError
+from consumer.guards import client_properties
 from consumer.options import JobOptions
 from consumer.retry import Backoff, RetriesExhaustedError, call_with_retries
 from contract.alerts import alert_record, incidents, utc_text
@@ -206,22 +207,22 @@ class AlertOutput:
         Idempotent, every replica acknowledging; a send is retried for as long as the job
         waits for Kafka (``--kafka-retry-timeout``)."""
         if self._kafka is None:
-            jvm = self.spark.sparkContext._jvm
-            props = jvm.java.util.Properties()
-            for key, value in self.options.kafka_properties().items():
-                props.setProperty(key, value)
             string = "org.apache.kafka.common.serialization.StringSerializer"
             timeout_ms = self.options.kafka_retry_timeout_s * 1000
-            for key, value in {
-                "key.serializer": string,
-                "value.serializer": string,
-                "acks": "all",
-                "enable.idempotence": "true",
-                "linger.ms": "0",
-                "delivery.timeout.ms": str(timeout_ms),
-                "request.timeout.ms": str(max(timeout_ms // 3, 1000)),
-            }.items():
-                props.setProperty(key, value)
+            props = client_properties(
+                self.spark,
+                self.options,
+                {
+                    "key.serializer": string,
+                    "value.serializer": string,
+                    "acks": "all",
+                    "enable.idempotence": "true",
+                    "linger.ms": "0",
+                    "delivery.timeout.ms": str(timeout_ms),
+                    "request.timeout.ms": str(max(timeout_ms // 3, 1000)),
+                },
+            )
+            jvm = self.spark.sparkContext._jvm
             self._kafka = jvm.org.apache.kafka.clients.producer.KafkaProducer(props)
         return self._kafka
 

@@ -76,17 +76,25 @@ def check_kafka(spark: SparkSession, options: JobOptions) -> TopicFacts:
             admin.close()
 
 
-def _admin_settings(spark: SparkSession, options: JobOptions) -> tuple[Any, Any, Any, int]:
-    """The JVM, an admin client's properties (timeouts from ``--connect-timeout``), the
-    unit of the waits and how long to wait for an answer."""
+def client_properties(spark: SparkSession, options: JobOptions, settings: dict[str, str]) -> Any:
+    """``java.util.Properties`` for a Kafka Java client on the driver: the address and
+    security of ``options``, then the client's own ``settings``."""
     jvm = spark.sparkContext._jvm  # py4j gateway: how PySpark code reaches JVM classes
     assert jvm is not None
     props = jvm.java.util.Properties()
-    for key, value in options.kafka_properties().items():
+    for key, value in {**options.kafka_properties(), **settings}.items():
         props.setProperty(key, value)
+    return props
+
+
+def _admin_settings(spark: SparkSession, options: JobOptions) -> tuple[Any, Any, Any, int]:
+    """The JVM, an admin client's properties (timeouts from ``--connect-timeout``), the
+    unit of the waits and how long to wait for an answer."""
     timeout_ms = str(options.connect_timeout_s * 1000)
-    props.setProperty("request.timeout.ms", timeout_ms)
-    props.setProperty("default.api.timeout.ms", timeout_ms)
+    props = client_properties(
+        spark, options, {"request.timeout.ms": timeout_ms, "default.api.timeout.ms": timeout_ms}
+    )
+    jvm = spark.sparkContext._jvm
     return jvm, props, jvm.java.util.concurrent.TimeUnit.SECONDS, options.connect_timeout_s + 5
 
 

@@ -9,7 +9,7 @@ import statistics
 import subprocess
 import sys
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from bench.figures import Figure, Sizes
@@ -60,11 +60,11 @@ def topic_alerts(records: list) -> list[dict]:
 
 def detection_latencies(
     alerts: list[dict], bursts: list[dict], window_s: int
-) -> tuple[list[float], int]:
-    """Per burst of at least MIN_ATTEMPTS: its first event's time to the first alert on the
-    topic that covers it (Kafka's timestamp of that record), in seconds; and how many
-    bursts were left out because the same address had a burst in the window before (an
-    alert covering both may have been the earlier one's)."""
+) -> tuple[list[tuple[datetime, float]], int]:
+    """Per burst of at least MIN_ATTEMPTS: its first event's time, and from it to the first
+    alert on the topic that covers it (Kafka's timestamp of that record), in seconds; and
+    how many bursts were left out because the same address had a burst in the window
+    before (an alert covering both may have been the earlier one's)."""
     spans = [(b, parse_utc(b["first_event_time"]), parse_utc(b["last_event_time"])) for b in bursts]
     latencies, crowded = [], 0
     for burst, first, last in spans:
@@ -78,8 +78,16 @@ def detection_latencies(
         covering = [a["published_ms"] for a in alerts if a["address"] == burst["address"]
                     and a["window_start"] <= last and first < a["window_end"]]  # fmt: skip
         if covering:
-            latencies.append(min(covering) / 1000 - first.timestamp())
+            latencies.append((first, min(covering) / 1000 - first.timestamp()))
     return latencies, crowded
+
+
+def percentiles(values: list[float]) -> tuple[float, float]:
+    """p50 and p95 (of one value: that value; of none: NaN)."""
+    if len(values) >= 2:
+        p50, p95 = (statistics.quantiles(values, n=100)[i] for i in (49, 94))
+        return p50, p95
+    return (values[0], values[0]) if values else (float("nan"), float("nan"))
 
 
 def wait_for_first_commit(query_dir: Path, timeout_s: float) -> None:
@@ -145,42 +153,49 @@ def bench_alerts(broker: LocalKafka, sizes: Sizes, work: Path) -> list[Figure]:
 
 
 def live_alerts(broker: LocalKafka, sizes: Sizes, work: Path) -> list[Figure]:
-    """The producer at ``sizes.latency_rate`` for ``sizes.latency_s`` into a live job."""
+    """The producer at ``sizes.latency_rate`` for ``sizes.warmup_s`` + ``sizes.latency_s``
+    into a live job. A long-running detector is past its start; the first
+    ``sizes.warmup_s`` (the JVM compiling the queries' code while they run) are reported
+    apart, so both are seen and neither hides the other."""
     topic, alerts_topic = "bench-alerts-live", "bench-alerts-live-out"
     truth_file = bursts_file(work, topic)
+    seconds = sizes.warmup_s + sizes.latency_s
     # The producer's own rate of bursts, or enough for ten in a short (smoke) run.
-    events = sizes.latency_rate * sizes.latency_s
-    attack = max(DEFAULT_ATTACK_PROBABILITY, 10 / events)
+    attack = max(DEFAULT_ATTACK_PROBABILITY, 10 / (sizes.latency_rate * seconds))
     files = work / "alerts-live"
     with live_job(broker, topic, files, "--alerts-topic", alerts_topic) as query_dir:
         wait_for_first_commit(query_dir.parent / ALERTS_CHECKPOINT, timeout_s=120)
+        steady_from = datetime.now(timezone.utc) + timedelta(seconds=sizes.warmup_s)
         subprocess.run(
             [sys.executable, "-m", "producer", "--bootstrap-servers", broker.bootstrap_servers,
-             "--topic", topic, "--rate", str(sizes.latency_rate), "--duration",
-             f"{sizes.latency_s}s", "--progress", "none", "--seed", "5",
-             "--attack-probability", str(attack), "--bursts-file", str(truth_file)],
-            check=True, capture_output=True, timeout=sizes.latency_s + 120,
+             "--topic", topic, "--rate", str(sizes.latency_rate), "--duration", f"{seconds}s",
+             "--progress", "none", "--seed", "5", "--attack-probability", str(attack),
+             "--bursts-file", str(truth_file)],
+            check=True, capture_output=True, timeout=seconds + 120,
         )  # fmt: skip
         wait_until_counted(broker, topic, query_dir, timeout_s=60)
         wait_until_counted(broker, topic, query_dir.parent / ALERTS_CHECKPOINT, timeout_s=60)
     truth = read_bursts(truth_file) if truth_file.exists() else []
     alerts = topic_alerts(read_records(broker, alerts_topic))
-    latencies, crowded = detection_latencies(alerts, truth, AlertRule().window_s)
+    timed, crowded = detection_latencies(alerts, truth, AlertRule().window_s)
+    steady = [latency for first, latency in timed if first >= steady_from]
+    start = [latency for first, latency in timed if first < steady_from]
     command = (f"producer --rate {sizes.latency_rate} --bursts-file F with consumer/submit.sh "
                f"--trigger {LIVE_TRIGGER} --alerts-topic login-alerts")  # fmt: skip
     figures = quality(f"live, {sizes.latency_rate:,} events/s", score_alerts(alerts, truth),
-                      command, f"on the topic within the {sizes.latency_s} s run")  # fmt: skip
-    if len(latencies) >= 2:
-        p50, p95 = (statistics.quantiles(latencies, n=100)[i] for i in (49, 94))
-    else:
-        p50 = p95 = latencies[0] if latencies else float("nan")
+                      command, f"on the topic within the {seconds} s run")  # fmt: skip
+    p50, p95 = percentiles(steady)
+    start_p50, start_p95 = percentiles(start)
     figures.append(Figure(
-        f"Alert latency p95 (live, {LIVE_TRIGGER} trigger)", p95, "s", "trigger interval",
+        f"Alert latency p95 (live, {LIVE_TRIGGER} trigger, past the run's first "
+        f"{sizes.warmup_s} s)", p95, "s", "trigger interval",
         1.0, "<= 5 s", p95 <= 5, command,
         f"a burst's first event to its first alert on the topic (Kafka's timestamp); p50 "
-        f"{p50:.2f} s over {len(latencies)} bursts of {MIN_ATTEMPTS}+ attempts ({crowded} "
-        "left out: their address had another burst within a window before); the producer "
-        "started once both queries had committed a first batch",
+        f"{p50:.2f} s over {len(steady)} bursts of {MIN_ATTEMPTS}+ attempts after the run's "
+        f"first {sizes.warmup_s} s; in those first seconds p50 {start_p50:.2f} s and p95 "
+        f"{start_p95:.2f} s over {len(start)} bursts ({crowded} in all left out: their "
+        "address had another burst within a window before); the producer started once both "
+        "queries had committed a first batch",
         higher_is_better=False,
     ))  # fmt: skip
     return figures

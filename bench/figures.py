@@ -37,6 +37,7 @@ class Sizes:
     profile_rounds: int  # rounds of the per-component queries (one JVM); medians
     latency_s: int
     latency_rate: int
+    warmup_s: int  # the live detector's start, measured apart from its steady state
     sustained_rates: tuple[int, ...]
     sustain_s: int
     sustain_repeats: int  # more runs of the first rate the job cannot hold; median
@@ -44,9 +45,9 @@ class Sizes:
 
 
 FULL = Sizes(generation=1_000_000, producer=500_000, drain=1_000_000, rounds=3,
-             profile_rounds=2, latency_s=90, latency_rate=2000,
+             profile_rounds=2, latency_s=90, latency_rate=2000, warmup_s=30,
              sustained_rates=(5_000, 10_000, 20_000, 25_000, 30_000, 40_000, 50_000),
              sustain_s=60, sustain_repeats=2, demo=50_000)  # fmt: skip
 SMOKE = Sizes(generation=20_000, producer=5_000, drain=5_000, rounds=1, profile_rounds=1,
-              latency_s=25, latency_rate=200, sustained_rates=(200, 400), sustain_s=12,
-              sustain_repeats=0, demo=2_000)  # fmt: skip
+              latency_s=25, latency_rate=200, warmup_s=5, sustained_rates=(200, 400),
+              sustain_s=12, sustain_repeats=0, demo=2_000)  # fmt: skip

@@ -219,8 +219,12 @@ docs-cluster: $(STAMP) tools ## make test-cluster, then the drills into docs/REL
 	  && exit $$status
 
 .PHONY: bench
-bench: $(STAMP) ## Benchmarks against a minimal Spark job and Kafka's tools (about 15 minutes); writes docs/PERFORMANCE.md
+bench: $(STAMP) ## Benchmarks against a minimal Spark job and Kafka's tools (about 30 minutes); writes docs/PERFORMANCE.md
 	$(PY) -m bench.run
+
+.PHONY: bench-realtime
+bench-realtime: $(STAMP) venv-newest ## Spark's real-time mode vs a 1 s trigger for the detector's pre-filter, on .venv-newest's Spark (about 4 minutes); writes its section of docs/PERFORMANCE.md
+	$(PY) -m bench.realtime
 
 .PHONY: bench-cluster
 bench-cluster: $(STAMP) check-docker ## Scaling out on the cluster topology: RF 3 vs 1, 2 Spark workers vs 1 (about 15 minutes); writes its section of docs/PERFORMANCE.md

@@ -22,15 +22,17 @@ NOTES_PLACEHOLDER = "## What limits the figures, and what was tried\n\n(To be wr
 
 def with_kept_sections(report: str, page: Path) -> str:
     """Keep the hand-written notes and the sections that ``make test-docker``,
-    ``make test-dashboard``, ``make test-cluster`` and ``make bench-cluster`` wrote."""
-    from bench import cluster
+    ``make test-dashboard``, ``make test-cluster``, ``make bench-cluster`` and ``make
+    bench-realtime`` wrote."""
+    from bench import cluster, realtime
     from scripts import dashboard_report, docker_report
 
     old = page.read_text() if page.exists() else ""
     for start, end in ((NOTES_START, NOTES_END), (docker_report.START, docker_report.END),
                        (dashboard_report.START, dashboard_report.END),
                        (docker_report.CLUSTER_START, docker_report.CLUSTER_END),
-                       (cluster.START, cluster.END)):  # fmt: skip
+                       (cluster.START, cluster.END),
+                       (realtime.START, realtime.END)):  # fmt: skip
         if start in old and end in old:
             kept = start + old.split(start, 1)[1].split(end, 1)[0] + end
             report = docker_report.replace_section(report, kept, start, end)

@@ -27,11 +27,13 @@ import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 
 from bench.probes import ContainerMemorySampler
+from contract.alerts import AlertRule
 from services.settings import PROJECT_ROOT
 from tests.support.compose import FAMILY_FILES
 from tests.support.conditions import wait_for
@@ -42,6 +44,7 @@ from tests.support.docker_stack import (
     connect,
     dashboard_table,
     dashboard_url,
+    database_alerts,
     database_monthly,
     expected_dashboard_rows,
     last_monthly_table,
@@ -54,7 +57,7 @@ from tests.support.docker_stack import (
     stand_in_images,
     timed,
 )
-from tests.support.truth import expected_monthly
+from tests.support.truth import expected_alerts, expected_monthly
 
 # A walkthrough takes 5 to 7 minutes beside make test's other streams: over the suite's
 # 600 s limit would be a hang, not a slow machine.
@@ -359,6 +362,12 @@ def count_and_compare(stack: Stack, first: int, measured: dict[str, object]) -> 
     assert database_monthly() == expected_monthly(events)
     assert dashboard_table() == expected_dashboard_rows(expected_monthly(events))
     assert_the_dashboard_role_reads_and_cannot_write(expected_monthly(events))
+    # The detector ran beside the counts (one batch: nothing was late): its ledger holds
+    # exactly the windows that the failed logins read back cross, each published.
+    assert "Created the alerts topic 'login-alerts'." in submit.stdout
+    failures = [(datetime.fromisoformat(e["timestamp"]), e["user_id"], e["ip_address"])
+                for e in events if e["success"] is False]  # fmt: skip
+    assert database_alerts() == [(*w, True) for w in expected_alerts(failures, AlertRule())]
     peak, per_container = memory.peak
     measured["submit_peak_memory_bytes"] = peak
     measured["submit_peak_memory_by_container"] = per_container

@@ -340,6 +340,21 @@ def database_monthly(user: str = "pipeline", env_file: str = "job") -> dict[str,
     return {period: (logins, ok, failed) for period, logins, ok, failed in rows}
 
 
+def database_alerts() -> list[tuple]:
+    """The detector's ledger in PostgreSQL, as sorted ``(address, window start, failed,
+    accounts, published)``, the shape of :func:`tests.support.truth.expected_alerts` plus
+    whether the alert reached the topic."""
+    connection = connect("pipeline", "job")
+    try:
+        rows = connection.run(
+            "SELECT address, window_start, failed, accounts, published_at FROM login_alerts"
+        )
+    finally:
+        connection.close()
+    return sorted((a, start, failed, accounts, published is not None)
+                  for a, start, failed, accounts, published in rows)  # fmt: skip
+
+
 def dashboard_url(path: str = "/") -> str:
     return f"http://127.0.0.1:{published_port('DASHBOARD_HOST_PORT')}{path}"
 

@@ -15,6 +15,7 @@ import subprocess
 
 import pytest
 
+from consumer.options import ALERTS_OFF
 from services.settings import PROJECT_ROOT, read_env_file
 from tests.support.compose import (
     CLUSTER_APACHE_FILE,
@@ -147,6 +148,12 @@ def test_every_client_gets_all_three_nodes_and_waits_for_them(family):
     assert services["kafka-ui"]["environment"]["KAFKA_CLUSTERS_0_BOOTSTRAPSERVERS"] == INTERNAL
     for node in NODES:
         assert services["producer"]["depends_on"][node]["condition"] == "service_healthy"
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_the_detector_stays_off_on_the_topology_its_drills_do_not_cover(family):
+    master = cluster(family)["services"]["spark-master"]["environment"]
+    assert master["CONSUMER_ALERTS_TOPIC"] == ALERTS_OFF
 
 
 @pytest.mark.parametrize("family", FAMILIES)

@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from consumer.options import DB_PASSWORD_ENV, build_parser
+from contract.alerts import DEFAULT_ALERTS_TOPIC
 from dashboard.__main__ import DB_PASSWORD_ENV as DASHBOARD_PASSWORD_ENV
 from dashboard.__main__ import build_parser as dashboard_parser
 from producer.config import FLAG_GROUPS
@@ -410,6 +411,14 @@ def test_the_job_writes_to_postgres_only_with_the_dashboard_file(family):
     assert alone["CONSUMER_DB_URL"] == "off"
     master = merged(family)["services"]["spark-master"]["environment"]
     assert master["CONSUMER_DB_URL"] == "postgresql+pg8000://pipeline@postgres:5432/logins"
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_the_detector_runs_where_the_database_is_and_publishes_to_the_usual_topic(family):
+    alone = compose_model("docker-compose.spark.yml")["services"]["spark-master"]["environment"]
+    assert "CONSUMER_ALERTS_TOPIC" not in alone  # no database, no ledger: the job refuses
+    master = merged(family)["services"]["spark-master"]["environment"]
+    assert master["CONSUMER_ALERTS_TOPIC"] == DEFAULT_ALERTS_TOPIC
 
 
 def test_each_role_is_the_one_the_server_creates_with_the_password_its_client_gets():

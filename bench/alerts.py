@@ -12,7 +12,7 @@ import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from bench.figures import Figure, Sizes
+from bench.figures import Figure, Sizes, quantile
 from bench.live import LIVE_TRIGGER, live_job, wait_until_counted
 from bench.spark_runs import connector_jars, our_job
 from bench.topics import bursts_file, ensure_topic, read_records
@@ -80,14 +80,6 @@ def detection_latencies(
         if covering:
             latencies.append((first, min(covering) / 1000 - first.timestamp()))
     return latencies, crowded
-
-
-def percentiles(values: list[float]) -> tuple[float, float]:
-    """p50 and p95 (of one value: that value; of none: NaN)."""
-    if len(values) >= 2:
-        p50, p95 = (statistics.quantiles(values, n=100)[i] for i in (49, 94))
-        return p50, p95
-    return (values[0], values[0]) if values else (float("nan"), float("nan"))
 
 
 def wait_for_first_commit(query_dir: Path, timeout_s: float) -> None:
@@ -184,8 +176,8 @@ def live_alerts(broker: LocalKafka, sizes: Sizes, work: Path) -> list[Figure]:
                f"--trigger {LIVE_TRIGGER} --alerts-topic login-alerts")  # fmt: skip
     figures = quality(f"live, {sizes.latency_rate:,} events/s", score_alerts(alerts, truth),
                       command, f"on the topic within the {seconds} s run")  # fmt: skip
-    p50, p95 = percentiles(steady)
-    start_p50, start_p95 = percentiles(start)
+    p50, p95 = quantile(steady, 50), quantile(steady, 95)
+    start_p50, start_p95 = quantile(start, 50), quantile(start, 95)
     figures.append(Figure(
         f"Alert latency p95 (live, {LIVE_TRIGGER} trigger, past the run's first "
         f"{sizes.warmup_s} s)", p95, "s", "trigger interval",

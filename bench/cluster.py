@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     sizes = SMOKE if args.smoke else FULL
     from bench.probes import ContainerMemorySampler
-    from scripts.docker_report import replace_section
+    from scripts.docker_report import write_section
 
     family = read_env_file()["STACK"]
     try:
@@ -157,9 +157,7 @@ def main(argv: list[str] | None = None) -> int:
         print("==> make clean TOPOLOGY=cluster", flush=True)
         make("clean")
     section = render(figures, memory.peak, sizes, args.smoke, family)
-    page = args.output.read_text() if args.output.exists() else ""
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(replace_section(page, section, START, END))
+    write_section(args.output, section, START, END)
     results = PROJECT_ROOT / "output" / "bench" / "cluster.json"
     results.parent.mkdir(parents=True, exist_ok=True)
     results.write_text(json.dumps([{**asdict(f), "ratio": f.ratio} for f in figures], indent=2))

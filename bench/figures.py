@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass
+
+
+def quantile(values: list[float], q: int) -> float:
+    """The ``q``-th percentile of ``values`` (of one value: that value; of none: NaN)."""
+    if len(values) >= 2:
+        return statistics.quantiles(values, n=100)[q - 1]
+    return values[0] if values else float("nan")
 
 
 @dataclass

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from bench.figures import Figure, Sizes
+from bench.figures import Figure, Sizes, quantile
 from bench.topics import create_topic, has_confluent, read_records
 from consumer.database import parse_offset_log
 from consumer.options import QUERY_CHECKPOINT
@@ -99,7 +99,7 @@ def bench_latency(broker: LocalKafka, sizes: Sizes, work: Path) -> list[Figure]:
         )  # fmt: skip
         wait_until_counted(broker, topic, query_dir, timeout_s=60)
     latencies = _latencies(broker, topic, query_dir)
-    p50, p95 = (statistics.quantiles(latencies, n=100)[i] for i in (49, 94))
+    p50, p95 = quantile(latencies, 50), quantile(latencies, 95)
     return [Figure(
         f"End-to-end latency p95 (live, {LIVE_TRIGGER} trigger)", p95, "s",
         "trigger interval", 1.0, "<= 2.5 s", p95 <= 2.5,

@@ -21,7 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -30,16 +30,16 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from bench.figures import Figure
+from bench.figures import Figure, quantile
 from bench.topics import create_topic, read_records
 from contract.alerts import parse_utc
 from services.jars import IVY_HOME
 from services.kafka import LocalKafka, free_port
 from services.settings import NEWEST_FAMILY, PROJECT_ROOT, load_settings
+from services.spark_submit import NEWEST_VENV, installed_pyspark
 
 START = "<!-- realtime-bench: written by python -m bench.realtime; do not edit by hand -->"
 END = "<!-- /realtime-bench -->"
-NEWEST_VENV = PROJECT_ROOT / ".venv-newest"
 QUERY = PROJECT_ROOT / "bench" / "realtime_query.py"
 # Real-time mode runs one long-lived task per Kafka partition at once, so the master needs
 # at least as many task slots as the topic's 3 partitions; the micro-batch run gets the same.
@@ -67,11 +67,7 @@ def newest_spark() -> tuple[Path, str]:
     version = load_settings().family(NEWEST_FAMILY).spark_version
     if tuple(int(part) for part in version.split(".")[:2]) < (4, 2):
         raise BenchError(f"the official images run Spark {version}; real-time mode needs 4.2")
-    python = NEWEST_VENV / "bin" / "python"
-    installed = subprocess.run(
-        [str(python), "-c", "import importlib.metadata as m; print(m.version('pyspark'))"],
-        capture_output=True, text=True, check=False,
-    ).stdout.strip() if python.exists() else ""  # fmt: skip
+    installed = installed_pyspark(NEWEST_VENV / "bin" / "python")
     if installed != version:
         raise BenchError(
             f"{NEWEST_VENV.name} has pyspark {installed or 'missing'}, not {version}: "
@@ -92,11 +88,10 @@ def failed_login_ids(records: list, since_ms: int) -> set[str]:
     return ids
 
 
-def run_mode(broker: LocalKafka, mode: str, sizes: Sizes, work: Path) -> dict:
-    """One run of the pre-filter in ``mode``: its latencies past the warm-up, and how many
-    of the failed logins sent in that time came out."""
-    spark_submit, version = newest_spark()
-    settings = load_settings()
+def run_mode(broker: LocalKafka, submit: list[str], mode: str, sizes: Sizes, work: Path) -> dict:
+    """One run of the pre-filter in ``mode`` with ``submit`` (spark-submit and its options):
+    its latencies past the warm-up, and how many of the failed logins sent in that time came
+    out."""
     topic, out_topic = f"realtime-in-{mode}", f"realtime-out-{mode}"
     create_topic(broker, topic)
     create_topic(broker, out_topic)
@@ -106,9 +101,7 @@ def run_mode(broker: LocalKafka, mode: str, sizes: Sizes, work: Path) -> dict:
     seconds = sizes.warmup_s + sizes.measure_s
     with log.open("w") as out:
         query = subprocess.Popen(
-            [str(spark_submit), "--master", MASTER, "--packages",
-             settings.connector_for(version), "--conf", f"spark.jars.ivy={IVY_HOME}",
-             str(QUERY), "--bootstrap-servers", broker.bootstrap_servers, "--topic", topic,
+            [*submit, str(QUERY), "--bootstrap-servers", broker.bootstrap_servers, "--topic", topic,
              "--output-topic", out_topic, "--checkpoint", str(work / f"{mode}-ck"),
              "--mode", mode, "--seconds", str(seconds + 180)],
             env=env, stdout=out, stderr=subprocess.STDOUT,
@@ -149,24 +142,24 @@ def run_mode(broker: LocalKafka, mode: str, sizes: Sizes, work: Path) -> dict:
         (seen[event_id].timestamp - json.loads(seen[event_id].value)["event_ms"]) / 1000
         for event_id in expected
     ]
-    return {"version": version, "latencies": latencies, "expected": len(expected),
+    return {"latencies": latencies, "expected": len(expected),
             "out": len(expected & seen.keys())}  # fmt: skip
 
 
-def quantile(values: list[float], q: int) -> float:
-    return statistics.quantiles(values, n=100)[q - 1] if len(values) >= 2 else values[0]
-
-
 def bench_realtime(sizes: Sizes, work: Path) -> list[Figure]:
+    spark_submit, version = newest_spark()
+    connector = load_settings().connector_for(version)
+    submit = [str(spark_submit), "--master", MASTER, "--packages", connector,
+              "--conf", f"spark.jars.ivy={IVY_HOME}"]  # fmt: skip
     broker = LocalKafka(home=work / "kafka", port=free_port(), controller_port=free_port())
     broker.start()
     try:
-        realtime = run_mode(broker, "realtime", sizes, work)
-        micro = run_mode(broker, "microbatch", sizes, work)
+        realtime = run_mode(broker, submit, "realtime", sizes, work)
+        micro = run_mode(broker, submit, "microbatch", sizes, work)
     finally:
         broker.stop()
     command = (f"producer --rate {sizes.rate} with bench/realtime_query.py on Spark "
-               f"{realtime['version']}, {MASTER}")  # fmt: skip
+               f"{version}, {MASTER}")  # fmt: skip
 
     def describe(run: dict) -> str:
         values = run["latencies"]
@@ -228,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--smoke", action="store_true", help="tiny sizes")
     parser.add_argument("--output", type=Path, default=PROJECT_ROOT / "docs" / "PERFORMANCE.md")
     args = parser.parse_args(argv)
-    from scripts.docker_report import replace_section
+    from scripts.docker_report import write_section
 
     sizes = SMOKE if args.smoke else FULL
     work = Path(tempfile.mkdtemp(prefix="bench-realtime-"))
@@ -237,10 +230,10 @@ def main(argv: list[str] | None = None) -> int:
     except BenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     section = render(figures, sizes, args.smoke)
-    page = args.output.read_text() if args.output.exists() else ""
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(replace_section(page, section, START, END))
+    write_section(args.output, section, START, END)
     print(section)
     return 0
 

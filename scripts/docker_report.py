@@ -133,6 +133,13 @@ def replace_section(page: str, section: str, start: str = START, end: str = END)
     return page.rstrip("\n") + "\n\n" + section + "\n"
 
 
+def write_section(path: Path, section: str, start: str, end: str) -> None:
+    """Write ``section`` into the page at ``path`` (:func:`replace_section`), creating it."""
+    page = path.read_text() if path.exists() else ""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(replace_section(page, section, start, end))
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv == ["--cluster"]:

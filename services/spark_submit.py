@@ -11,6 +11,18 @@ from services.jars import IVY_HOME
 from services.settings import PROJECT_ROOT
 
 SUBMIT_SCRIPT = PROJECT_ROOT / "consumer" / "submit.sh"
+# The official images' newer Spark (`make venv-newest`); .venv runs the Bitnami family's.
+NEWEST_VENV = PROJECT_ROOT / ".venv-newest"
+
+
+def installed_pyspark(python: Path) -> str:
+    """The pyspark version that ``python`` imports ("" without that interpreter or pyspark)."""
+    if not python.exists():
+        return ""
+    return subprocess.run(
+        [str(python), "-c", "import importlib.metadata as m; print(m.version('pyspark'))"],
+        capture_output=True, text=True, check=False,
+    ).stdout.strip()  # fmt: skip
 
 
 def submit_command(*job_args: str) -> list[str]:

@@ -9,14 +9,12 @@ Spark through PATH and PYSPARK_PYTHON, as a user with that venv active would.
 from __future__ import annotations
 
 import os
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from services.settings import NEWEST_FAMILY, PROJECT_ROOT, load_settings
+from services.settings import NEWEST_FAMILY, load_settings
+from services.spark_submit import NEWEST_VENV, installed_pyspark
 from tests.support.conditions import unavailable
-
-NEWEST_VENV = PROJECT_ROOT / ".venv-newest"
 
 
 @dataclass(frozen=True)
@@ -35,10 +33,7 @@ def newest_versions() -> Versions:
     python = NEWEST_VENV / "bin" / "python"
     if not python.exists():
         unavailable(f"{NEWEST_VENV.name} is missing: `make venv-newest` (make test does) makes it")
-    installed = subprocess.run(
-        [str(python), "-c", "import importlib.metadata as m; print(m.version('pyspark'))"],
-        capture_output=True, text=True, check=False,
-    ).stdout.strip()  # fmt: skip
+    installed = installed_pyspark(python)
     if installed != family.spark_version:
         unavailable(
             f"{NEWEST_VENV.name} has pyspark {installed or 'missing'}, not "

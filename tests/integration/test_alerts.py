@@ -23,7 +23,7 @@ from tests.support.conditions import wait_for
 from tests.support.events import login
 from tests.support.jobs import RunningJob, run_job
 from tests.support.kafka import produce_raw, read_topic
-from tests.support.truth import expected_alerts, to_epoch_ms
+from tests.support.truth import as_failures, expected_alerts, to_epoch_ms
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -34,15 +34,6 @@ T = datetime(2024, 5, 1, 12, 30, tzinfo=timezone.utc)  # on a 10 s boundary: a w
 def failed_login(n: int, moment: datetime, user: str, address: str, **extra) -> dict:
     return {**login(f"{address}-{n}", moment, user, success=False), "ip_address": address,
             **extra}  # fmt: skip
-
-
-def as_failures(events: list[dict]) -> list[tuple[datetime, str, str]]:
-    """(time, account, address) of the failed logins among valid ``events``."""
-    return [
-        (datetime.fromisoformat(e["timestamp"]), e["user_id"], e["ip_address"])
-        for e in events
-        if e["success"] is False
-    ]
 
 
 def window_starts(moment: datetime) -> list[datetime]:

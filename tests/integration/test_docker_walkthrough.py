@@ -27,7 +27,6 @@ import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
-from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -57,7 +56,7 @@ from tests.support.docker_stack import (
     stand_in_images,
     timed,
 )
-from tests.support.truth import expected_alerts, expected_monthly
+from tests.support.truth import as_failures, expected_alerts, expected_monthly
 
 # A walkthrough takes 5 to 7 minutes beside make test's other streams: over the suite's
 # 600 s limit would be a hang, not a slow machine.
@@ -365,9 +364,8 @@ def count_and_compare(stack: Stack, first: int, measured: dict[str, object]) -> 
     # The detector ran beside the counts (one batch: nothing was late): its ledger holds
     # exactly the windows that the failed logins read back cross, each published.
     assert "Created the alerts topic 'login-alerts'." in submit.stdout
-    failures = [(datetime.fromisoformat(e["timestamp"]), e["user_id"], e["ip_address"])
-                for e in events if e["success"] is False]  # fmt: skip
-    assert database_alerts() == [(*w, True) for w in expected_alerts(failures, AlertRule())]
+    expected = expected_alerts(as_failures(events), AlertRule())
+    assert database_alerts() == [(*w, True) for w in expected]
     peak, per_container = memory.peak
     measured["submit_peak_memory_bytes"] = peak
     measured["submit_peak_memory_by_container"] = per_container

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import datetime
 
 import pytest
 import sqlalchemy as sa
@@ -16,7 +15,7 @@ from dashboard.data import Database
 from tests.support.jobs import run_job
 from tests.support.kafka import produce_raw
 from tests.support.postgres import LocalPostgres
-from tests.support.truth import expected_alerts, expected_counts
+from tests.support.truth import as_failures, expected_alerts, expected_counts
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -93,9 +92,7 @@ def test_the_job_writes_postgresql_and_the_reader_role_can_only_read(
     assert (progress["records_read"], progress["rejected"], progress["repeats_dropped"]) == (
         47, 1, 0
     )  # fmt: skip
-    failures = [(datetime.fromisoformat(e["timestamp"]), e["user_id"], e["ip_address"])
-                for e in burst]  # fmt: skip
-    assert windows == [(*w, True) for w in expected_alerts(failures, AlertRule())] != []
+    assert windows == [(*w, True) for w in expected_alerts(as_failures(burst), AlertRule())] != []
     assert progress["batch_time"].tzinfo is not None  # timestamptz in PostgreSQL
 
     with pytest.raises(sa.exc.ProgrammingError, match="permission denied"), engine.begin() as c:

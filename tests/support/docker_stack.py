@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from contract.tables import ALERTS_TABLE
 from services.settings import CACHE_DIR, PROJECT_ROOT
 from tests.images.build import REPOSITORY as TEST_REPOSITORY
 from tests.support.compose import FAMILY_FILES, TOPOLOGIES, stack_files
@@ -347,7 +348,7 @@ def database_alerts() -> list[tuple]:
     connection = connect("pipeline", "job")
     try:
         rows = connection.run(
-            "SELECT address, window_start, failed, accounts, published_at FROM login_alerts"
+            f"SELECT address, window_start, failed, accounts, published_at FROM {ALERTS_TABLE}"
         )
     finally:
         connection.close()

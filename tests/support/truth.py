@@ -52,6 +52,16 @@ def to_epoch_ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
 
+def as_failures(events: list[dict]) -> list[tuple[datetime, str, str]]:
+    """(time, account, address) of the failed logins among valid ``events``, the
+    input of :func:`expected_alerts`."""
+    return [
+        (datetime.fromisoformat(e["timestamp"]), e["user_id"], e["ip_address"])
+        for e in events
+        if e["success"] is False
+    ]
+
+
 def expected_alerts(
     failures: Iterable[tuple[datetime, str, str]], rule: AlertRule
 ) -> list[tuple[str, datetime, int, int]]:

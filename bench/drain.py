@@ -43,24 +43,29 @@ def bench_drain(broker: LocalKafka, sizes: Sizes, work: Path) -> list[Figure]:
     runs: dict[str, list[SparkRun]] = {
         name: [] for name in ("minimal", "ours", "no-dedupe", "minimal-200", "no-db", "no-archive")
     }
-    for round_ in range(sizes.rounds):
+
+    def run(name: str, round_: int) -> SparkRun:
         # The last round's event logs give the profile; logging costs both jobs alike.
-        last = round_ == sizes.rounds - 1
-        log = {"event_log": work / "events-minimal"} if last else {}
-        runs["minimal"].append(
-            minimal_job(broker, topic, work / f"minimal-{round_}", partitions, **log)
-        )
-        log = {"event_log": work / "events-ours"} if last else {}
-        runs["ours"].append(our_job(broker, topic, work / f"drain-{round_}", **log))
-        runs["no-dedupe"].append(
-            our_job(broker, topic, work / f"nodedupe-{round_}", "--dedupe-window", "0")
-        )
-        runs["minimal-200"].append(
-            minimal_job(broker, topic, work / f"minimal200-{round_}", SPARK_DEFAULT_PARTITIONS)
-        )
-        runs["no-db"].append(our_job(broker, topic, work / f"nodb-{round_}", "--db-url", "off"))
-        runs["no-archive"].append(our_job(broker, start_topic, work / f"noarchive-{round_}",
-                                          env={"CONSUMER_CLASS_ARCHIVE": "off"}))  # fmt: skip
+        log = work / f"events-{name}" if round_ == sizes.rounds - 1 else None
+        if name == "minimal":
+            return minimal_job(broker, topic, work / f"minimal-{round_}", partitions, log)
+        if name == "minimal-200":
+            return minimal_job(broker, topic, work / f"minimal200-{round_}",
+                               SPARK_DEFAULT_PARTITIONS)  # fmt: skip
+        if name == "ours":
+            return our_job(broker, topic, work / f"drain-{round_}", event_log=log)
+        if name == "no-dedupe":
+            return our_job(broker, topic, work / f"nodedupe-{round_}", "--dedupe-window", "0")
+        if name == "no-db":
+            return our_job(broker, topic, work / f"nodb-{round_}", "--db-url", "off")
+        return our_job(broker, start_topic, work / f"noarchive-{round_}",
+                       env={"CONSUMER_CLASS_ARCHIVE": "off"})  # fmt: skip
+
+    for round_ in range(sizes.rounds):
+        # Every other round in reverse, so that no job always runs right after the same one
+        # (the JVM that just exited, what the broker's page cache holds).
+        for name in runs if round_ % 2 == 0 else reversed(runs):
+            runs[name].append(run(name, round_))
         for name in ("drain", "nodedupe", "nodb"):
             _, counts = read_counts(
                 work / f"{name}-{round_}-out" / PERIODS[DEFAULT_PERIOD].csv_name

@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from scripts.docker_report import DOC, replace_section  # noqa: E402
+from scripts.docker_report import DOC, write_section  # noqa: E402
 
 RESULTS = ROOT / "output" / "dashboard" / "page_load.json"
 # The alerts panel as the browser test saw it, for the README's alerts section.
@@ -59,7 +59,7 @@ def main() -> int:
         print(f"error: {RESULTS} is missing: run `make test-dashboard` first.", file=sys.stderr)
         return 1
     figures = json.loads(RESULTS.read_text())
-    DOC.write_text(replace_section(DOC.read_text(), render(figures), START, END))
+    write_section(DOC, render(figures), START, END)
     print(f"Updated the dashboard section of {DOC.relative_to(ROOT)}.")
     if PANEL.exists():
         PANEL_DOC.write_bytes(PANEL.read_bytes())

@@ -148,14 +148,14 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr)  # fmt: skip
             return 1
         section = render_cluster(json.loads(CLUSTER_RESULTS.read_text()))
-        DOC.write_text(replace_section(DOC.read_text(), section, CLUSTER_START, CLUSTER_END))
+        write_section(DOC, section, CLUSTER_START, CLUSTER_END)
         print(f"Updated the cluster topology section of {DOC.relative_to(ROOT)}.")
         return 0
     if not RESULTS.exists():
         print(f"error: {RESULTS} is missing: run `make test-docker` first.", file=sys.stderr)
         return 1
     figures = json.loads(RESULTS.read_text())
-    DOC.write_text(replace_section(DOC.read_text(), render(figures)))
+    write_section(DOC, render(figures), START, END)
     print(f"Updated the Docker stack section of {DOC.relative_to(ROOT)}.")
     return 0
 

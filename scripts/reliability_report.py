@@ -225,8 +225,7 @@ def drill_row(path: Path, title: str) -> str:
         f"the table in PostgreSQL and the counts from the topic {same[r['database_equals_topic']]} "
         f"({r['database_total']:,} logins in all), and so the job's last printed table "
         f"{'does' if r['printed_equals_topic'] else '**does not**'}; longest without a "
-        f"batch {r['longest_without_a_batch_s']} s; drill {r['duration_s']} s (budget "
-        f"{r['budget_s']} s)"
+        f"batch {r['longest_without_a_batch_s']} s; drill {r['duration_s']} s"
     )
     if r.get("problems"):
         checks += "; **" + "; ".join(r["problems"]) + "**"

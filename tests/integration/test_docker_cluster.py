@@ -91,8 +91,10 @@ BACKFILL = 50_000  # what the compose file's producer sends before its live even
 RATE = 200  # events/s from each drill's producer
 AFTER_FAULT_EVENTS = 3 * RATE  # sent after the pipeline recovered, before the producer stops
 DATABASE_OUTAGE_S = 10
-# Each drill's time budget (its waits have their own deadlines inside it).
-BUDGET_S = {"leader_kill": 240, "rolling_restart": 420, "worker_kill": 300, "postgres_restart": 360}
+# A drill's bounds are the deadlines of its waits (a node back in every ISR within 180 s of
+# its restart, the job counting past the fault within 180-240 s, ...), each failing with
+# what it waited for. The drill's whole duration is recorded, not asserted: beyond those
+# waits it measures the machine (docs/TESTING.md).
 
 
 @dataclass
@@ -339,7 +341,6 @@ def run_drill(
         "counted_not_acknowledged": max(0, counted - acknowledged),
         "longest_without_a_batch_s": round(longest_gap(batches(), window_start, time.time()), 1),
         "duration_s": round(duration, 1),
-        "budget_s": BUDGET_S[name],
         "job_running": cluster.job.running(),
         "problems": problems,
         **observed,
@@ -355,7 +356,6 @@ def run_drill(
     assert in_database == expected
     assert printed == expected
     assert cluster.job.running()
-    assert duration <= BUDGET_S[name], f"{name} took {duration:.0f}s, budget {BUDGET_S[name]}s"
     return row
 
 
